@@ -1,0 +1,104 @@
+"""Everything about tf.distribute lives here; model and scheme code stay strategy-agnostic.
+
+How tfnas trains one subnet per step on every replica: the subnets are sampled *inside*
+the compiled step with stateless RNG seeded by ``(seed, optimizer.iterations)``
+(`tfnas.sampling`), so every replica draws the same arch without communication; a
+stateful RNG would give each replica its own.
+
+BN statistics during supernet training are per replica, like Keras BatchNormalization
+under `MirroredStrategy` and torch DDP without SyncBN: a cross-replica all-reduce cannot
+run inside the ``tf.cond`` of elastic depth (``merge_call called while defining a new
+graph``). Running statistics are not trained at all by default (``bn_momentum=1.0``); BN
+recalibration computes them per subnet, and its ON_READ/MEAN variables average the
+replicas' estimates when read.
+
+Loss scaling: Keras optimizers all-reduce gradients with SUM, so the single
+`SupernetTrainer.train_step` scales its loss with `scale_loss` -- the only place where the
+number of replicas enters a loss.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
+
+
+def make_strategy(name: str = "default", devices=None) -> tf.distribute.Strategy:
+    """Returns the strategy for ``name``.
+
+    Args:
+        name: ``default`` (no distribution; whatever device TF picks), ``one_device``
+            (the first GPU if any, else the CPU), ``mirrored`` (all local GPUs, or
+            ``devices``), or ``multi_worker`` (MultiWorkerMirroredStrategy; the cluster
+            comes from ``TF_CONFIG``).
+        devices: optional device list for ``mirrored`` (e.g. ``["/cpu:0", "/cpu:1"]``).
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "strategy 'multi_worker' needs the cluster in the TF_CONFIG environment "
+                "variable, which is not set. Set TF_CONFIG on every worker (see "
+                "https://www.tensorflow.org/guide/distributed_training) or use 'mirrored' "
+                "for one host."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(
+        f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}. "
+        "Set --config.train.strategy to one of them."
+    )
+
+
+def split_cpu(num_devices: int) -> None:
+    """Splits the host CPU into ``num_devices`` logical devices (tests, CPU-only hosts).
+
+    Must run before TF initializes its devices.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
+    )
+
+
+def num_replicas(strategy: tf.distribute.Strategy | None = None) -> int:
+    """Replicas in sync for ``strategy`` (the current one by default)."""
+    return (strategy or tf.distribute.get_strategy()).num_replicas_in_sync
+
+
+def check_global_batch(global_batch_size: int, strategy=None) -> int:
+    """Returns the per-replica batch size, or raises if the global one does not divide."""
+    replicas = num_replicas(strategy)
+    if global_batch_size % replicas:
+        raise ValueError(
+            f"The global batch size {global_batch_size} does not divide by the "
+            f"{replicas} replicas in sync. Use a multiple of {replicas} for "
+            "--config.train.batch_size."
+        )
+    return global_batch_size // replicas
+
+
+def scale_loss(loss: tf.Tensor) -> tf.Tensor:
+    """Scales a per-replica mean loss so that the SUM all-reduce of gradients is a mean."""
+    replicas = tf.distribute.get_replica_context()
+    count = replicas.num_replicas_in_sync if replicas is not None else 1
+    if count == 1:
+        return loss
+    return loss / tf.cast(count, loss.dtype)
+
+
+def local_moments(x: tf.Tensor, axes) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean and (biased) variance of ``x`` over ``axes`` on this replica.
+
+    The biased variance is what Keras BatchNormalization normalizes with and tracks, so
+    recalibrated statistics equal those of the extracted Keras model.
+    """
+    return tf.nn.moments(x, axes=axes)

@@ -1,0 +1,297 @@
+"""The elastic ResNet48 supernet: one Keras model, one traced graph for every subnet.
+
+Usage::
+
+    from tfnas import supernet as supernet_lib
+    net = supernet_lib.Supernet(space="fmnist")
+    arch = supernet_lib.arch_tensor("1252233313...")        # int32 [52], the code's digits
+    logits = net(images, arch=arch, training=False)
+
+The arch enters ``call`` as an int32 tensor of the code's 52 digits. Widths, depths and the
+per-stage weight source are decoded from it *inside* the graph with small lookup tables, so
+a ``tf.function`` with a fixed input signature traces once for all archs.
+
+Weight source per arch -- the one switch shared by the weight-sharing schemes:
+
+* ``routing="shared"``: one copy of the weights (the one-shot supernet).
+* ``routing="stage_width"``: each stage owns ``num_copies`` groups; the stage's ``out``
+  width digit selects one (few-shot by group split, CVPR22 Track-1 4th place). The stem
+  and stage 1 follow the stem digit, the classifier stage 4's ``out``.
+* ``routing="depth34"``: ``num_copies`` sub-supernets keyed by the depths of stages 3 and 4
+  (Sub-supernet Enhancing, CVPR22 Track-1 2nd place).
+
+Kernel composition: with ``num_kernels=K > 1`` every convolution holds K dictionaries
+merged by a per-arch simplex code from the `SimplexNet` (K-shot NAS, ICML 2021), or by
+the ``mix`` passed to ``call``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from tfnas import elastic
+from tfnas import search_space as ss
+
+ROUTINGS = ("shared", "stage_width", "depth34")
+# One copy index per weight location: stem, stages 1-4, classifier.
+NUM_LOCATIONS = 6
+
+
+def arch_tensor(arch, space: ss.SearchSpace | None = None) -> tf.Tensor:
+    """The int32 [52] tensor of an arch's digits, from an `Arch`, a code or digits.
+
+    A code string is validated (against ``space`` when given, else the space-independent
+    rules); a tensor is passed through.
+    """
+    if isinstance(arch, tf.Tensor):
+        return tf.cast(arch, tf.int32)
+    if isinstance(arch, str):
+        arch = space.parse(arch) if space is not None else ss.Arch.from_code(arch)
+    if isinstance(arch, ss.Arch):
+        return tf.constant(arch.digits(), dtype=tf.int32)
+    digits = np.asarray(arch)
+    if digits.shape != (ss.CODE_LENGTH,):
+        raise ValueError(
+            f"An arch must be an Arch, a {ss.CODE_LENGTH}-digit code or {ss.CODE_LENGTH} "
+            f"digits; received {type(arch).__name__} of shape {digits.shape}."
+        )
+    return tf.constant(digits, dtype=tf.int32)
+
+
+def arch_tensors(archs, space: ss.SearchSpace | None = None) -> tf.Tensor:
+    """int32 [N, 52] digits of several archs or codes."""
+    return tf.stack([arch_tensor(a, space) for a in archs])
+
+
+def routing_table(routing: str, num_copies: int) -> np.ndarray:
+    """The lookup table from routing key to copy index.
+
+    ``stage_width`` is keyed by a width digit (index 0..6): the digits are split into
+    ``num_copies`` contiguous groups, widest first. ``depth34`` is keyed by
+    ``(d3 - 2) * 4 + (d4 - 2)`` (28 pairs) split the same way. ``shared`` has one entry.
+    """
+    if routing not in ROUTINGS:
+        raise ValueError(
+            f"Unknown routing {routing!r}; expected one of {', '.join(ROUTINGS)}. Set "
+            "--config.supernet.routing."
+        )
+    keys = {"shared": 1, "stage_width": 7, "depth34": 28}[routing]
+    if routing == "shared" and num_copies != 1:
+        raise ValueError(
+            f"routing='shared' uses one weight copy, received num_copies={num_copies}. Use "
+            "routing='stage_width' or 'depth34' for several copies, or num_copies=1."
+        )
+    if not 1 <= num_copies <= keys:
+        raise ValueError(
+            f"routing={routing!r} has {keys} keys, so num_copies must be in 1..{keys}; "
+            f"received {num_copies}."
+        )
+    return (np.arange(keys) * num_copies // keys).astype(np.int32)
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class Supernet(keras.Model):
+    """The supernet of one search-space variant.
+
+    Args:
+        space: search-space variant name (`tfnas.search_space.SPACES`).
+        num_copies: weight copies per location (groups or sub-supernets); 1 for one-shot.
+        routing: how an arch selects its copy (`ROUTINGS`).
+        num_kernels: K-shot dictionaries per convolution; 1 for one-shot.
+        simplex_hidden: hidden width of the simplex-net (used when ``num_kernels > 1``).
+        bn_momentum: running-statistics momentum during training (1.0: none, recalibrate).
+        bn_epsilon: BN epsilon (1e-5, as the static model).
+    """
+
+    def __init__(
+        self,
+        space="fmnist",
+        num_copies=1,
+        routing="shared",
+        num_kernels=1,
+        simplex_hidden=64,
+        bn_momentum=1.0,
+        bn_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.space_name = space
+        self.space = ss.get_space(space)
+        self.num_copies = num_copies
+        self.routing = routing
+        self.num_kernels = num_kernels
+        self.simplex_hidden = simplex_hidden
+        self.bn_momentum = float(bn_momentum)
+        self.bn_epsilon = float(bn_epsilon)
+        self._routing = routing_table(routing, num_copies)
+        self._widths = self.space.width_table().astype(np.int32)
+
+        sp = self.space
+        widest = [int(self._widths[i].max()) for i in range(5)]
+        conv = dict(num_copies=num_copies, num_kernels=num_kernels)
+        bn = dict(num_copies=num_copies, momentum=bn_momentum, epsilon=bn_epsilon)
+        stem_kernel, stem_stride = (7, 2) if sp.imagenet_stem else (3, 1)
+        self.stem_conv = elastic.ElasticConv2D(
+            sp.in_channels, widest[0], stem_kernel, stem_stride, name="stem_conv", **conv
+        )
+        self.stem_bn = elastic.ElasticBatchNorm(widest[0], name="stem_bn", **bn)
+        self.stages = []
+        in_channels = widest[0]
+        for s in range(4):
+            self.stages.append(
+                elastic.ElasticStage(
+                    in_channels,
+                    widest[s + 1],
+                    widest[s + 1],
+                    ss.MIN_DEPTHS[s],
+                    ss.MAX_DEPTHS[s],
+                    strides=1 if s == 0 else 2,
+                    bn_momentum=bn_momentum,
+                    bn_epsilon=bn_epsilon,
+                    name=f"stage{s + 1}",
+                    **conv,
+                )
+            )
+            in_channels = widest[s + 1]
+        self.classifier = elastic.ElasticDense(
+            in_channels, sp.num_classes, num_copies=num_copies, name="classifier"
+        )
+        self.simplex_net = (
+            elastic.SimplexNet(num_kernels, simplex_hidden, name="simplex_net")
+            if num_kernels > 1
+            else None
+        )
+
+    # -- building -----------------------------------------------------------------------
+
+    def build(self, input_shape=None):
+        for layer in [self.stem_conv, self.stem_bn, *self.stages, self.classifier]:
+            layer.build()
+        if self.simplex_net is not None:
+            self.simplex_net.build((None, ss.CODE_LENGTH))
+        self.built = True
+
+    def input_shape_for(self, resolution_index: int = 1) -> tuple[int, int, int]:
+        """(H, W, C) of the images for a resolution index of the space."""
+        size = self.space.resolutions[resolution_index - 1]
+        return (size, size, self.space.in_channels)
+
+    # -- decoding an arch tensor --------------------------------------------------------
+
+    def decode(self, arch) -> dict:
+        """Widths, depths and copy indices of an int32 [52] arch, as tensors."""
+        digits = tf.cast(arch, tf.int32)
+        table = tf.constant(self._widths)
+        # Inactive slots hold 0; clamp so that their (unused) widths stay valid indices.
+        index = tf.maximum(digits - 1, 0)
+        stages = []
+        for s in range(4):
+            first = 6 + 2 * ss.SLOT_OFFSETS[s]
+            mid_index = index[first : first + 2 * ss.MAX_DEPTHS[s] : 2]
+            stages.append(
+                dict(
+                    depth=digits[1 + s],
+                    mids=tf.gather(table[s + 1], mid_index),
+                    out=table[s + 1, index[first + 1]],
+                )
+            )
+        return dict(stem=table[0, index[5]], stages=stages, copies=self.copies(digits))
+
+    def copies(self, arch) -> tf.Tensor:
+        """int32 [6]: the weight copy of the stem, stages 1-4 and classifier for ``arch``."""
+        digits = tf.cast(arch, tf.int32)
+        table = tf.constant(self._routing)
+        if self.routing == "shared":
+            return tf.zeros([NUM_LOCATIONS], tf.int32)
+        if self.routing == "stage_width":
+            outs = [digits[5]] + [digits[7 + 2 * ss.SLOT_OFFSETS[s]] for s in range(1, 4)]
+            keys = tf.stack([outs[0], outs[0], outs[1], outs[2], outs[3], outs[3]]) - 1
+            return tf.gather(table, keys)
+        key = (digits[3] - 2) * 4 + (digits[4] - 2)
+        return tf.fill([NUM_LOCATIONS], table[key])
+
+    def encode(self, arch) -> tf.Tensor:
+        """float [52] encoding of an arch for the simplex-net (digits / 7)."""
+        return tf.cast(arch, self.compute_dtype) / 7.0
+
+    def mix(self, arch):
+        """The K-shot simplex code of ``arch`` (``None`` when K = 1)."""
+        if self.simplex_net is None:
+            return None
+        return self.simplex_net(self.encode(arch)[None])[0]
+
+    # -- the forward pass ---------------------------------------------------------------
+
+    def call(self, images, arch, training=False, mix=None, dropout=0.0, bn_momentum=None):
+        """Logits of the subnet ``arch`` for ``images``.
+
+        Args:
+            images: float [B, H, W, C], preprocessed as `tfnas.data` yields them.
+            arch: int32 [52] digits of the code (`arch_tensor`).
+            training: BN uses batch statistics (and dropout applies) when true.
+            mix: optional K-shot simplex code, overriding the simplex-net.
+            dropout: dropout rate before the classifier (training only).
+            bn_momentum: optional momentum override for running-statistic updates (BN
+                recalibration passes ``n / (n + 1)``).
+        """
+        arch = arch_tensor(arch, self.space)
+        d = self.decode(arch)
+        copies = d["copies"]
+        if mix is None:
+            mix = self.mix(arch)
+        bn = dict(training=training, momentum=bn_momentum)
+        x = self.stem_conv(images, filters=d["stem"], copy=copies[0], mix=mix)
+        x = tf.nn.relu(self.stem_bn(x, copy=copies[0], **bn))
+        if self.space.imagenet_stem:
+            x = tf.nn.max_pool2d(x, 3, 2, "SAME")
+        for s, stage in enumerate(self.stages):
+            st = d["stages"][s]
+            x = stage(
+                x,
+                st["depth"],
+                st["mids"],
+                st["out"],
+                copy=copies[s + 1],
+                mix=mix,
+                training=training,
+                bn_momentum=bn_momentum,
+            )
+        x = tf.reduce_mean(x, axis=[1, 2])
+        if training and dropout:
+            x = tf.nn.dropout(x, rate=dropout)
+        return self.classifier(x, copy=copies[5])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            space=self.space_name,
+            num_copies=self.num_copies,
+            routing=self.routing,
+            num_kernels=self.num_kernels,
+            simplex_hidden=self.simplex_hidden,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+        )
+        return config
+
+
+def build_supernet(supernet_config, space: str) -> Supernet:
+    """Builds (and creates the weights of) the supernet a config section describes.
+
+    This is the one place where config fields become layer arguments.
+    """
+    get = supernet_config.get
+    net = Supernet(
+        space=space,
+        num_copies=get("groups", 1),
+        routing=get("routing", "shared"),
+        num_kernels=get("kernels", 1),
+        simplex_hidden=get("simplex_hidden", 64),
+        bn_momentum=get("bn_momentum", 1.0),
+        bn_epsilon=get("bn_epsilon", 1e-5),
+        name="supernet",
+    )
+    net.build()
+    return net

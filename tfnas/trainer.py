@@ -1,0 +1,140 @@
+"""The one `train_step` every weight-sharing scheme runs through.
+
+Usage::
+
+    trainer = SupernetTrainer(supernet, scheme, weight_decay=1e-5, label_smoothing=0.1)
+    trainer.compile(optimizer=make_optimizer(config.train, steps_per_epoch))
+    trainer.fit(train_ds, epochs=...)
+
+Each step asks the scheme for its members (subnets sampled statelessly from the
+optimizer's step counter, so every replica and a resumed run trains the same archs), runs
+each in its own gradient tape -- so the activations of one member at a time are alive --
+accumulates the gradients and makes one optimizer update. Loss scaling for replicas is
+`tfnas.distribute.scale_loss`; nothing here knows how many replicas there are.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfnas import distribute
+from tfnas.schemes import Scheme
+
+
+def l2_penalty(variables) -> tf.Tensor:
+    """0.5 * sum of squares of the kernels (conv and dense; not BN, bias or simplex-net).
+
+    With SGD this equals torch/Paddle ``weight_decay`` (gradient ``+= wd * w``).
+    """
+    kernels = [v for v in variables if v.path.endswith("kernel") and "simplex_net" not in v.path]
+    return 0.5 * tf.add_n([tf.reduce_sum(tf.square(v.value)) for v in kernels])
+
+
+def make_optimizer(train_config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """SGD with momentum, linear warm-up then cosine decay to 0 (seed paper 000 §3.1)."""
+    total = max(1, int(train_config.epochs * steps_per_epoch))
+    warmup = min(total - 1, int(train_config.warmup_epochs * steps_per_epoch))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else train_config.learning_rate,
+        decay_steps=total - warmup,
+        alpha=0.0,
+        warmup_target=train_config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    return keras.optimizers.SGD(
+        learning_rate=schedule,
+        momentum=train_config.momentum,
+        nesterov=bool(train_config.nesterov),
+    )
+
+
+class SupernetTrainer(keras.Model):
+    """Trains a `tfnas.supernet.Supernet` with a `tfnas.schemes.Scheme`.
+
+    Args:
+        supernet: the supernet (built).
+        scheme: decides the members of each step.
+        weight_decay: L2 coefficient, added to the loss of members with ``regularize``.
+        label_smoothing: for the members trained on labels.
+    """
+
+    def __init__(self, supernet, scheme: Scheme, weight_decay=0.0, label_smoothing=0.0, **kw):
+        super().__init__(**kw)
+        self.supernet = supernet
+        self.scheme = scheme
+        self.weight_decay = float(weight_decay)
+        self.label_smoothing = float(label_smoothing)
+        self._member_names = [m.name for m in scheme.members(tf.constant(0, tf.int64))]
+        self.loss_trackers = {
+            name: keras.metrics.Mean(name=f"loss_{name}") for name in self._member_names
+        }
+        self.total_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.total_tracker, *self.loss_trackers.values()]
+
+    def call(self, images, arch, training=False):
+        return self.supernet(images, arch=arch, training=training)
+
+    def _member_loss(self, member, labels, logits, teacher):
+        num_classes = tf.shape(logits)[-1]
+        if member.target == "labels":
+            onehot = tf.one_hot(labels, num_classes, dtype=logits.dtype)
+            if self.label_smoothing:
+                k = tf.cast(num_classes, logits.dtype)
+                onehot = onehot * (1.0 - self.label_smoothing) + self.label_smoothing / k
+            loss = tf.nn.softmax_cross_entropy_with_logits(onehot, logits)
+        elif member.target == "teacher":
+            if teacher is None:
+                raise ValueError(
+                    f"Member {member.name!r} is distilled from the teacher, but no earlier "
+                    "member of the scheme has is_teacher=True. Put the teacher first."
+                )
+            # KL(p_teacher || p_student) (BigNAS in-place distillation).
+            log_p_teacher = tf.nn.log_softmax(teacher)
+            loss = tf.reduce_sum(
+                tf.exp(log_p_teacher) * (log_p_teacher - tf.nn.log_softmax(logits)), axis=-1
+            )
+        else:
+            raise ValueError(
+                f"Member {member.name!r} has target {member.target!r}; expected 'labels' or "
+                "'teacher'."
+            )
+        loss = tf.reduce_mean(loss)
+        if member.regularize and self.weight_decay:
+            loss += self.weight_decay * tf.cast(
+                l2_penalty(self.supernet.trainable_variables), loss.dtype
+            )
+        return loss
+
+    def train_step(self, data):
+        images, labels = data
+        variables = self.supernet.trainable_variables
+        step = self.optimizer.iterations
+        grads = None
+        teacher = None
+        total = 0.0
+        for member in self.scheme.members(step):
+            with tf.GradientTape() as tape:
+                logits = self.supernet(
+                    images, arch=member.arch, training=True, dropout=member.dropout
+                )
+                loss = self._member_loss(member, labels, logits, teacher)
+                scaled = distribute.scale_loss(loss)
+            member_grads = tape.gradient(scaled, variables)
+            member_grads = [
+                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                for g, v in zip(member_grads, variables)
+            ]
+            grads = member_grads if grads is None else [a + b for a, b in zip(grads, member_grads)]
+            if member.is_teacher:
+                teacher = tf.stop_gradient(logits)
+            self.loss_trackers[member.name].update_state(loss)
+            total += loss
+        self.optimizer.apply(grads, variables)
+        self.total_tracker.update_state(total)
+        results = {m.name: m.result() for m in self.metrics}
+        results["learning_rate"] = self.optimizer.learning_rate
+        return results
