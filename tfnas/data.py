@@ -29,11 +29,12 @@ Splits:
 
 Batches are ``(images float32 [B, S, S, C] normalised as (x / 255 - mean) / std,
 labels int32 [B])`` with ``S = data.image_size``. Augmentation (only with ``training=True``)
-and shuffling use stateless random ops whose seeds come from ``(seed, example index, epoch)``:
-two pipelines built with the same arguments yield identical batches, independent of the
-global TF seed for in-memory sources (Fashion-MNIST, CIFAR, synthetic); streamed sources
-(Imagenette, ImageNet) shuffle with a seeded ``tf.data`` shuffle buffer, which also depends
-on the global seed (`keras.utils.set_random_seed`).
+uses stateless random ops seeded by ``(seed, example index, epoch)``, and the shuffle order
+by ``(seed, epoch)``: two pipelines built with the same arguments yield identical batches,
+different seeds differ. In-memory sources (Fashion-MNIST, CIFAR, synthetic) are fully
+permuted every epoch by a stateless op, independent of the global TF seed; streamed sources
+(Imagenette, ImageNet) use a seeded ``tf.data`` shuffle buffer of ``data.shuffle_buffer``
+encoded images, whose order also depends on the global seed (`keras.utils.set_random_seed`).
 """
 
 from __future__ import annotations
@@ -77,11 +78,11 @@ _FMNIST_FILES = {
 # Colour jitter strengths (on the [0, 1] pixel scale) used when `augment.color_jitter_prob` fires.
 COLOR_JITTER_BRIGHTNESS = 0.2
 COLOR_JITTER_CONTRAST = (0.8, 1.2)
-# Random-resized-crop ranges (as torchvision / the TF ResNet reference) and the eval crop:
-# the central `S / (S + 32)` of the shorter side (0.875 at 224), resized to S.
+# Random-resized-crop ranges (as torchvision) and the ImageNet-style eval crop: the central
+# 0.875 of the shorter side (224 of 256), resized to S, whatever S is.
 RRC_AREA_RANGE = (0.08, 1.0)
 RRC_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
-EVAL_CROP_PADDING = 32
+EVAL_CROP_FRACTION = 0.875
 
 # Tags mixed into the seeds so that the shuffle and the augmentation streams never coincide.
 _SHUFFLE_TAG = 0x5348
@@ -203,7 +204,7 @@ def default_data_config(dataset: str = "fashion_mnist") -> ml_collections.Config
     base = _base_name(dataset)
     defaults = _DEFAULTS[base]
     augment = {"pad_crop": 0, "flip": False, "random_resized_crop": False,
-                   "color_jitter_prob": 0.0, "rotation_degrees": 0.0}
+               "color_jitter_prob": 0.0, "rotation_degrees": 0.0}
     augment.update(defaults["augment"])
     synthetic = {"num_train": 512, "num_test": 128}
     synthetic.update(defaults["synthetic"])
@@ -242,7 +243,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
       path: the file.
 
     Returns:
-      The array, with the dtype and shape of the file's header (read-only).
+      The array, with the dtype (in native byte order) and shape of the file's header.
 
     Raises:
       FileNotFoundError: no such file.
@@ -848,14 +849,13 @@ def _affine_transforms(u: tf.Tensor, size: int, max_angle: float, pad: int,
 
 
 def _center_crop_resize(image: tf.Tensor, size: int) -> tf.Tensor:
-    """The central `size / (size + EVAL_CROP_PADDING)` of the shorter side, resized to size.
+    """The central `EVAL_CROP_FRACTION` of the shorter side, resized to `size`.
 
     Works on [H, W, C] or [B, H, W, C] images (one crop for the whole batch).
     """
     shape = tf.shape(image)
     h, w = shape[-3], shape[-2]
-    side = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * (size / (size + EVAL_CROP_PADDING)),
-                   tf.int32)
+    side = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * EVAL_CROP_FRACTION, tf.int32)
     side = tf.maximum(side, 1)
     top, left = (h - side) // 2, (w - side) // 2
     crop = image[..., top:top + side, left:left + side, :]

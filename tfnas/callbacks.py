@@ -1,0 +1,109 @@
+"""Keras callbacks of the training stages: checkpoints with resume, NaN guard, throughput.
+
+Usage (what the one-shot stage does)::
+
+    guard = NanGuard()
+    ckpt = EpochCheckpoint(workdir / "checkpoints", guard)
+    initial_epoch = ckpt.restore(trainer)            # 0 on a fresh run
+    trainer.fit(ds, epochs=E, initial_epoch=initial_epoch,
+                callbacks=[guard, Throughput(batch_size), ckpt, tensorboard])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and remembers where it happened."""
+
+    def __init__(self):
+        super().__init__()
+        self.failed_at: tuple[int, int] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failed_at = (self._epoch, batch)
+            self.model.stop_training = True
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the trainer (weights and optimizer state) after every good epoch.
+
+    Writes ``<directory>/last.weights.h5`` atomically (a temporary file, then a rename) and
+    ``<directory>/state.json`` with the number of completed epochs. An epoch whose loss is
+    not finite (see `NanGuard`) is never saved, so the last good checkpoint survives. After a
+    crash -- even ``kill -9`` mid-epoch -- `restore` loads it and returns the epoch to resume
+    from; the step counter comes back with the optimizer, so subnet sampling, which derives
+    from it, continues where it was.
+    """
+
+    def __init__(self, directory, guard: NanGuard | None = None):
+        super().__init__()
+        self.directory = Path(directory)
+        self.guard = guard
+        self.weights_path = self.directory / "last.weights.h5"
+        self.state_path = self.directory / "state.json"
+
+    def completed_epochs(self) -> int:
+        if not self.state_path.exists():
+            return 0
+        return int(json.loads(self.state_path.read_text())["epochs"])
+
+    def restore(self, model) -> int:
+        """Loads the last checkpoint into ``model`` (if any); returns the epoch to start at."""
+        epochs = self.completed_epochs()
+        if epochs and self.weights_path.exists():
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(self.weights_path)
+            return epochs
+        return 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.failed_at is not None:
+            return
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / "tmp.weights.h5"
+        self.model.save_weights(tmp)
+        os.replace(tmp, self.weights_path)
+        tmp_state = self.directory / "state.tmp.json"
+        tmp_state.write_text(json.dumps({"epochs": epoch + 1}))
+        os.replace(tmp_state, self.state_path)
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds ``images_per_sec`` and ``step_time`` to the batch logs.
+
+    Put it before `keras.callbacks.TensorBoard` in the callback list: later callbacks see
+    the same logs, so both values reach TensorBoard and the progress bar.
+    """
+
+    def __init__(self, global_batch_size: int):
+        super().__init__()
+        self.global_batch_size = global_batch_size
+        self._start = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._start is None or logs is None:
+            return
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        logs["step_time"] = elapsed
+        logs["images_per_sec"] = self.global_batch_size / elapsed

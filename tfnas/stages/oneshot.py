@@ -1,0 +1,158 @@
+"""Stage ``oneshot``: train the supernet with a weight-sharing scheme.
+
+    bin/train --stage=oneshot --config=configs/fmnist.py --workdir=/tmp/run
+
+Writes to ``<workdir>/oneshot/``: ``config.json`` (resolved config), ``checkpoints/`` (the
+last good epoch; the same command resumes from it after a crash), ``tensorboard/`` (each
+sandwich member's loss, learning rate, images/s, step time), ``supernet.keras`` (the
+trained supernet, self-describing) and ``manifest.json`` naming it -- later stages find
+the supernet through ``config.evaluate.supernet`` or, when that is empty, this manifest.
+At the end it reports the accuracy of the largest and smallest subnets after BN
+recalibration (``report.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+from absl import logging
+
+from tfnas import callbacks as callbacks_lib
+from tfnas import data as data_lib
+from tfnas import distribute
+from tfnas import evaluation
+from tfnas import schemes
+from tfnas import search_space as ss
+from tfnas import supernet as supernet_lib
+from tfnas import trainer as trainer_lib
+from tfnas.stages import registry
+
+STAGE = "oneshot"
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN; the last good checkpoint is kept."""
+
+
+def steps_per_epoch(config) -> int:
+    """``train.steps_per_epoch``, or one pass over the training split when it is 0."""
+    if config.train.steps_per_epoch:
+        return int(config.train.steps_per_epoch)
+    info = data_lib.dataset_info(config.data)
+    return max(1, info["num_train"] // config.train.batch_size)
+
+
+def train_supernet(config, stage_dir: Path, strategy=None):
+    """Builds, (re)stores and trains the supernet; returns (supernet, history, guard)."""
+    strategy = strategy or distribute.make_strategy(config.train.strategy)
+    distribute.check_global_batch(config.train.batch_size, strategy)
+    steps = steps_per_epoch(config)
+    dataset = data_lib.build_dataset(
+        config.data,
+        "train",
+        config.train.batch_size,
+        training=True,
+        seed=config.seed,
+        num_replicas=strategy.num_replicas_in_sync,
+        repeat=True,
+    )
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        supernet = supernet_lib.build_supernet(config.supernet, config.space)
+        trainer = trainer_lib.SupernetTrainer(
+            supernet,
+            schemes.build_scheme(config),
+            weight_decay=config.train.weight_decay,
+            label_smoothing=config.train.label_smoothing,
+        )
+        trainer.compile(
+            optimizer=trainer_lib.make_optimizer(config.train, steps),
+            jit_compile=False,  # slicing with tensor sizes recompiles per arch under XLA
+        )
+    guard = callbacks_lib.NanGuard()
+    checkpoint = callbacks_lib.EpochCheckpoint(stage_dir / "checkpoints", guard)
+    initial_epoch = checkpoint.restore(trainer)
+    if initial_epoch:
+        logging.info("Resuming from the checkpoint after epoch %d.", initial_epoch)
+    callbacks = [
+        guard,
+        callbacks_lib.Throughput(config.train.batch_size),
+        checkpoint,
+        keras.callbacks.TensorBoard(
+            str(stage_dir / "tensorboard"),
+            update_freq=max(1, int(config.train.get("log_every_steps", 10))),
+        ),
+    ]
+    history = None
+    if initial_epoch < config.train.epochs:
+        history = trainer.fit(
+            dataset,
+            epochs=config.train.epochs,
+            steps_per_epoch=steps,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=config.train.get("verbose", 1),
+        )
+    if guard.failed_at is not None:
+        epoch, batch = guard.failed_at
+        raise TrainingDiverged(
+            f"Training stopped: the loss became NaN or infinite at epoch {epoch + 1}, step "
+            f"{batch + 1}. The last good checkpoint (after epoch "
+            f"{checkpoint.completed_epochs()}) is kept in {checkpoint.directory}. Lower "
+            "--config.train.learning_rate (or raise warmup_epochs) and run the same command "
+            "again to resume from it."
+        )
+    return supernet, history, guard
+
+
+def score_extremes(config, supernet) -> dict[str, float]:
+    """Accuracy of the largest and smallest subnets after BN recalibration."""
+    space = ss.get_space(config.space)
+    evaluator = make_evaluator(config, supernet)
+    return {
+        "largest": evaluator.accuracy(space.largest()),
+        "smallest": evaluator.accuracy(space.smallest()),
+    }
+
+
+def make_evaluator(config, supernet) -> evaluation.SubnetEvaluator:
+    """The evaluator ``config.evaluate`` describes (recalibration and eval data)."""
+    ev = config.evaluate
+    recal = ev.recalibration
+    recal_ds = data_lib.build_dataset(
+        config.data,
+        recal.split,
+        recal.batch_size,
+        training=recal.augment,
+        seed=config.seed + 1,
+        repeat=True,
+    )
+    eval_ds = data_lib.build_dataset(
+        config.data, ev.split, ev.batch_size, training=False, seed=config.seed
+    )
+    if ev.get("num_batches", 0):
+        eval_ds = eval_ds.take(ev.num_batches)
+    return evaluation.SubnetEvaluator.from_datasets(
+        supernet,
+        recal_ds,
+        eval_ds,
+        recal.num_batches,
+        mode=recal.mode,
+        ema_momentum=recal.ema_momentum,
+    )
+
+
+@registry.register(STAGE, help="Train the supernet (sandwich rule by default).")
+def run(config, args: registry.StageArgs) -> int:
+    stage_dir = Path(args.workdir) / STAGE
+    supernet, _, _ = train_supernet(config, stage_dir)
+    path = stage_dir / "supernet.keras"
+    supernet.save(path)
+    scores = score_extremes(config, supernet)
+    (stage_dir / "report.json").write_text(json.dumps(scores, indent=2))
+    for name, acc in scores.items():
+        print(f"{name} subnet accuracy ({config.evaluate.split}, BN recalibrated): {acc:.4f}")
+    registry.write_manifest(args.workdir, STAGE, supernet=str(path), report=str(stage_dir / "report.json"))
+    return 0
