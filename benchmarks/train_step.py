@@ -1,0 +1,223 @@
+"""Training-step cost of the one-graph supernet against plain Keras models of the same archs.
+
+    .venv/bin/python benchmarks/train_step.py --bench=step       # issue: elastic supernet
+    .venv/bin/python benchmarks/train_step.py --bench=sandwich   # issue: one-shot stage
+    .venv/bin/python benchmarks/train_step.py --bench=memory     # peak RSS, sandwich vs plain
+
+``step``: one SGD step of the supernet for an arch (one trace for all archs) against one
+step of the static model of that arch, for the largest, the smallest and the median-FLOPs
+arch (of 2,000 uniform samples), on ``fmnist`` (batch 128, 28 px) and ``imagenet`` (batch
+32, 64 px). ``sandwich``: one sandwich step (largest + smallest + 2 random, one update)
+against the sum of the 4 static steps of the same archs. Times are medians over
+``--steps`` steps after warm-up, same process, same data.
+``memory``: peak resident memory of a process training the sandwich against one training
+the largest plain model (each in its own subprocess; CPU RSS, since this machine has no GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfnas import schemes  # noqa: E402
+from tfnas import search_space as ss  # noqa: E402
+from tfnas import static  # noqa: E402
+from tfnas import supernet as supernet_lib  # noqa: E402
+from tfnas import trainer as trainer_lib  # noqa: E402
+
+SETTINGS = {"fmnist": (128, 28), "imagenet": (32, 64)}
+
+
+def median_flops_arch(space, n=2000, seed=0):
+    archs = space.sample_many(n, seed)
+    flops = np.array([space.flops(a) for a in archs])
+    return archs[int(np.argsort(flops)[n // 2])]
+
+
+def data(space, batch, size, seed=0):
+    rng = np.random.default_rng(seed)
+    images = tf.constant(rng.normal(size=(batch, size, size, space.in_channels)), tf.float32)
+    labels = tf.constant(rng.integers(0, space.num_classes, batch), tf.int32)
+    return images, labels
+
+
+def timed(fn, steps, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def static_step_fn(model, images, labels):
+    opt = keras.optimizers.SGD(0.01, momentum=0.9)
+    opt.build(model.trainable_variables)
+
+    @tf.function(jit_compile=False)
+    def step():
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            )
+        opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    return lambda: step().numpy()
+
+
+def supernet_step_fn(net, images, labels):
+    opt = keras.optimizers.SGD(0.01, momentum=0.9)
+    opt.build(net.trainable_variables)
+
+    @tf.function(jit_compile=False)
+    def step(arch):
+        with tf.GradientTape() as tape:
+            logits = net(images, arch=arch, training=True)
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            )
+        opt.apply(tape.gradient(loss, net.trainable_variables), net.trainable_variables)
+        return loss
+
+    return lambda arch: step(arch).numpy()
+
+
+def bench_step(steps):
+    rows = []
+    for name, (batch, size) in SETTINGS.items():
+        space = ss.get_space(name)
+        images, labels = data(space, batch, size)
+        net = supernet_lib.Supernet(name)
+        net.build()
+        super_step = supernet_step_fn(net, images, labels)
+        for label, arch in (
+            ("largest", space.largest()),
+            ("median FLOPs", median_flops_arch(space)),
+            ("smallest", space.smallest()),
+        ):
+            arch_t = supernet_lib.arch_tensor(arch)
+            t_super = timed(lambda arch_t=arch_t: super_step(arch_t), steps)
+            model = static.build_static_model(space, arch)
+            # The static model is built at the space's resolution; it is fully
+            # convolutional, so rebuild its input for the benchmark size.
+            model = keras.models.clone_model(model, input_tensors=keras.Input((size, size, space.in_channels)))
+            t_static = timed(static_step_fn(model, images, labels), steps)
+            rows.append((name, batch, size, label, t_super, t_static))
+    print("| space | batch | px | arch | supernet step (ms) | plain step (ms) | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for name, batch, size, label, t_super, t_static in rows:
+        print(
+            f"| {name} | {batch} | {size} | {label} | {t_super * 1e3:.1f} | "
+            f"{t_static * 1e3:.1f} | {t_super / t_static:.2f} |"
+        )
+
+
+class FixedSandwich(schemes.SandwichScheme):
+    """The sandwich with its random members fixed, so static models can match them."""
+
+    def __init__(self, space, randoms):
+        super().__init__(space, num_random=len(randoms))
+        self._randoms = [supernet_lib.arch_tensor(a) for a in randoms]
+
+    def members(self, step):
+        members = super().members(step)[:2]
+        return members + [
+            schemes.Member(f"random{i + 1}", a, "teacher") for i, a in enumerate(self._randoms)
+        ]
+
+
+def bench_sandwich(steps):
+    print("| space | batch | px | sandwich step (ms) | sum of 4 plain steps (ms) | ratio |")
+    print("|---|---|---|---|---|---|")
+    for name, (batch, size) in SETTINGS.items():
+        space = ss.get_space(name)
+        images, labels = data(space, batch, size)
+        randoms = space.sample_many(2, seed=1)
+        net = supernet_lib.Supernet(name)
+        net.build()
+        trainer = trainer_lib.SupernetTrainer(net, FixedSandwich(space, randoms))
+        trainer.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=False)
+        trainer.optimizer.build(net.trainable_variables)
+        step = tf.function(trainer.train_step, jit_compile=False)
+        t_sandwich = timed(lambda: step((images, labels))["loss"].numpy(), steps)
+        t_static = 0.0
+        for arch in [space.largest(), space.smallest(), *randoms]:
+            model = static.build_static_model(space, arch)
+            model = keras.models.clone_model(model, input_tensors=keras.Input((size, size, space.in_channels)))
+            t_static += timed(static_step_fn(model, images, labels), steps)
+        print(
+            f"| {name} | {batch} | {size} | {t_sandwich * 1e3:.1f} | {t_static * 1e3:.1f} | "
+            f"{t_sandwich / t_static:.2f} |"
+        )
+
+
+def memory_child(kind, name, steps):
+    batch, size = SETTINGS[name]
+    space = ss.get_space(name)
+    images, labels = data(space, batch, size)
+    if kind == "sandwich":
+        net = supernet_lib.Supernet(name)
+        net.build()
+        trainer = trainer_lib.SupernetTrainer(net, schemes.SandwichScheme(space))
+        trainer.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=False)
+        trainer.optimizer.build(net.trainable_variables)
+        step = tf.function(trainer.train_step, jit_compile=False)
+        for _ in range(steps):
+            step((images, labels))
+    else:
+        model = static.build_static_model(space, space.largest())
+        model = keras.models.clone_model(model, input_tensors=keras.Input((size, size, space.in_channels)))
+        fn = static_step_fn(model, images, labels)
+        for _ in range(steps):
+            fn()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def bench_memory(steps):
+    print("| space | peak RSS sandwich (MiB) | peak RSS largest plain (MiB) | ratio |")
+    print("|---|---|---|---|")
+    for name in SETTINGS:
+        peaks = []
+        for kind in ("sandwich", "plain"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--memory-child", kind, "--space", name,
+                 "--steps", str(steps)],
+                check=True, capture_output=True, text=True,
+            ).stdout.split()
+            peaks.append(int(out[-1]) / 1024)
+        print(f"| {name} | {peaks[0]:.0f} | {peaks[1]:.0f} | {peaks[0] / peaks[1]:.2f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bench", choices=["step", "sandwich", "memory"], default="step")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--memory-child", choices=["sandwich", "plain"])
+    parser.add_argument("--space", default="fmnist")
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.space, args.steps)
+        return
+    {"step": bench_step, "sandwich": bench_sandwich, "memory": bench_memory}[args.bench](
+        args.steps
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,674 @@
+"""How well a predicted score ranks archs, compared with stand-alone ground truth.
+
+The point of a weight-sharing supernet is a ranking of subnets that agrees with stand-alone
+training, so this module measures agreement between two score vectors (higher = better):
+
+- global correlations, each with a paired-bootstrap 95% CI: Kendall's tau-b (the CVPR 2022
+  NAS Track 1 metric; ``b`` corrects for ties), Spearman's rho and Pearson's r;
+- top-k measures: precision@k and Kendall's tau among the k best archs by ground truth (a
+  supernet that ranks the whole space well may still mis-order the archs that matter);
+- partial rank correlations with FLOPs held fixed, since a ranker that only tracks model
+  size gets a high global tau for free.
+
+`ranking_report` computes all of it for the supernet's scores and, in the same report, for
+FLOPs and params used as rankers, so every number comes with its trivial baselines::
+
+    report = ranking.ranking_report(pred, gt, "imagenet")   # dicts {code: score}
+    print(ranking.format_report(report))
+
+The report is a JSON-ready dict (undefined values are ``None``). The lower-level functions
+(`kendall_tau`, `precision_at_k`, `partial_kendall`, ...) take two (or three) equally long
+score sequences.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+DEFAULT_N_BOOT = 1000
+DEFAULT_CI_LEVEL = 0.95
+# Integers are absolute k, floats in (0, 1) fractions of the number of archs.
+DEFAULT_KS = (5, 10, 0.1, 0.25, 0.5)
+MIN_ARCHS = 3
+
+# The batched Kendall tau materializes [resamples, n(n-1)/2] sign arrays; cap their size.
+_MAX_PAIR_ELEMENTS = 2_000_000
+# Past this many archs the pair arrays of even one resample are too large: use scipy per row.
+_MAX_N_PAIRWISE = 2000
+
+_CORRELATIONS = ("kendall_tau", "spearman_rho", "pearson_r")
+_PARTIALS = ("kendall_tau", "spearman_rho")
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _as_vector(values: Any, name: str) -> np.ndarray:
+    """A float64 [n] copy of ``values``; ValueError on short, non-1-D or non-finite input."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"{name} must be a sequence of numbers, got {type(values).__name__}: {e}"
+        ) from None
+    if array.ndim != 1:
+        raise ValueError(
+            f"{name} must be one-dimensional (one score per arch), got shape {array.shape}"
+        )
+    if len(array) < MIN_ARCHS:
+        raise ValueError(
+            f"{name} has {len(array)} scores; a rank correlation needs at least {MIN_ARCHS} "
+            "archs: score more archs"
+        )
+    bad = np.flatnonzero(~np.isfinite(array))
+    if len(bad):
+        raise ValueError(
+            f"{name} has {len(bad)} non-finite scores (NaN/inf) of {len(array)}, at positions "
+            f"{bad[:5].tolist()}: drop or re-evaluate those archs"
+        )
+    return array
+
+
+def _paired(named: Sequence[tuple[str, Any]]) -> list[np.ndarray]:
+    arrays = [_as_vector(values, name) for name, values in named]
+    lengths = {len(a) for a in arrays}
+    if len(lengths) > 1:
+        got = ", ".join(f"{name}: {len(a)}" for (name, _), a in zip(named, arrays))
+        raise ValueError(f"score vectors must be equally long (one score per arch), got {got}")
+    for (name, _), array in zip(named, arrays):
+        if np.ptp(array) == 0:
+            raise ValueError(
+                f"{name} is constant ({len(array)} archs all scored {array[0]:g}): a ranking "
+                "needs at least two distinct scores"
+            )
+    return arrays
+
+
+# ----------------------------------------------------------------- batched statistics
+# Each takes [B, n] arrays (B resamples of n archs) and returns [B], NaN where undefined.
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc * yc).sum(axis=1) / den
+    # Constant rows: the centred values may be rounding noise rather than exact zeros.
+    constant = (np.ptp(x, axis=1) == 0) | (np.ptp(y, axis=1) == 0) | (den == 0)
+    return np.where(constant, np.nan, np.clip(r, -1.0, 1.0))
+
+
+def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # Average ranks for ties, as scipy.stats.spearmanr.
+    return _pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1))
+
+
+def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row.
+
+    With s_x, s_y the signs of all pairwise differences, tau-b = sum(s_x s_y) /
+    sqrt(#pairs untied in x * #pairs untied in y) (Kendall 1945, "The treatment of ties in
+    ranking problems"), i.e. the cosine of the two sign vectors.
+    """
+    n = x.shape[1]
+    if n > _MAX_N_PAIRWISE:
+        return np.array([_scipy_kendall(a, b) for a, b in zip(x, y)])
+    first, second = np.triu_indices(n, 1)
+    rows = max(1, _MAX_PAIR_ELEMENTS // max(1, len(first)))
+    out = np.empty(len(x))
+    for start in range(0, len(x), rows):
+        xs, ys = x[start : start + rows], y[start : start + rows]
+        sx = np.sign(xs[:, first] - xs[:, second])
+        sy = np.sign(ys[:, first] - ys[:, second])
+        den = np.sqrt(np.abs(sx).sum(axis=1) * np.abs(sy).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tau = (sx * sy).sum(axis=1) / den
+        out[start : start + rows] = np.where(den > 0, np.clip(tau, -1.0, 1.0), np.nan)
+    return out
+
+
+def _scipy_kendall(x: np.ndarray, y: np.ndarray) -> float:
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(stats.kendalltau(x, y, variant="b").statistic)
+
+
+def _partial_kendall_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    # Kendall (1942), "Partial rank correlation", Biometrika 32(3/4):277-283:
+    # tau_xy.z = (tau_xy - tau_xz tau_yz) / sqrt((1 - tau_xz^2) (1 - tau_yz^2)).
+    t_xy, t_xz, t_yz = _kendall_rows(x, y), _kendall_rows(x, z), _kendall_rows(y, z)
+    den = np.sqrt((1.0 - t_xz**2) * (1.0 - t_yz**2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = (t_xy - t_xz * t_yz) / den
+    # |tau_xz| = 1: x is a monotone function of z, nothing is left once z is held fixed.
+    return np.where(den > 1e-12, np.clip(tau, -1.0, 1.0), np.nan)
+
+
+def _partial_spearman_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    rx, ry, rz = (stats.rankdata(a, axis=1) for a in (x, y, z))
+    rz = rz - rz.mean(axis=1, keepdims=True)
+    zz = (rz * rz).sum(axis=1, keepdims=True)
+
+    def residual(r):
+        # Least squares of r on [1, rz]; a constant control leaves just the centred ranks.
+        r = r - r.mean(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            beta = np.where(zz > 0, (r * rz).sum(axis=1, keepdims=True) / zz, 0.0)
+        e = r - beta * rz
+        # Residuals at rounding level mean r is a function of rz: nothing is left.
+        scale = np.sqrt((r * r).sum(axis=1))
+        empty = np.sqrt((e * e).sum(axis=1)) <= 1e-9 * np.maximum(scale, 1.0)
+        return e, empty
+
+    ex, empty_x = residual(rx)
+    ey, empty_y = residual(ry)
+    r = _pearson_rows(ex, ey)
+    return np.where(empty_x | empty_y, np.nan, r)
+
+
+# ------------------------------------------------------------------------------ bootstrap
+
+
+def bootstrap_ci(
+    statistic: Callable[..., np.ndarray],
+    arrays: Sequence[np.ndarray],
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_CI_LEVEL,
+) -> dict:
+    """Percentile bootstrap interval of a paired statistic.
+
+    Archs are resampled with replacement, the same indices for every array (paired), so the
+    interval reflects which archs happened to be measured. Resamples where the statistic is
+    undefined (the first two arrays constant, e.g. all draws of one arch) are skipped and
+    counted. The indices depend only on (seed, n_boot, n), so every metric and ranker computed
+    with one seed sees the same resamples.
+
+    Args:
+      statistic: maps [B, n] arrays, one per entry of ``arrays``, to [B] values (NaN when
+        undefined).
+      arrays: equally long [n] float arrays; the first two are checked for constancy.
+      n_boot: number of resamples (0 disables the interval).
+      seed: seed of the resampling.
+      level: coverage of the interval, e.g. 0.95.
+
+    Returns:
+      ``{"ci": [low, high] or None, "n_boot": n_boot, "n_boot_used": int}``.
+    """
+    n_boot = int(n_boot)
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be >= 0 resamples, got {n_boot}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"CI level must be in (0, 1), e.g. 0.95, got {level}")
+    if n_boot == 0:
+        return {"ci": None, "n_boot": 0, "n_boot_used": 0}
+    n = len(arrays[0])
+    index = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    samples = [a[index] for a in arrays]
+    values = statistic(*samples)
+    constant = np.zeros(n_boot, bool)
+    for s in samples[:2]:
+        constant |= np.ptp(s, axis=1) == 0
+    values = values[~constant & np.isfinite(values)]
+    if len(values) == 0:
+        return {"ci": None, "n_boot": n_boot, "n_boot_used": 0}
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return {"ci": [float(low), float(high)], "n_boot": n_boot, "n_boot_used": len(values)}
+
+
+# ---------------------------------------------------------------------- correlations
+
+
+def _result(value: float, n: int, boot: dict, p_value: float | None = None) -> dict:
+    value = None if value is None or not math.isfinite(value) else float(value)
+    out = {"value": value, "n": int(n), **boot}
+    if p_value is not None:
+        out["p_value"] = float(p_value) if math.isfinite(p_value) else None
+    return out
+
+
+def kendall_tau(
+    pred, gt, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0, level: float = DEFAULT_CI_LEVEL
+) -> dict:
+    """Kendall's tau-b of ``pred`` against ``gt`` with a paired-bootstrap CI.
+
+    Args:
+      pred: predicted scores, one per arch (higher = better).
+      gt: ground-truth scores of the same archs in the same order.
+      n_boot: bootstrap resamples; seed: their seed; level: CI coverage.
+
+    Returns:
+      ``{"value", "n", "ci": [low, high], "n_boot", "n_boot_used", "p_value"}``; ``value`` is
+      ``scipy.stats.kendalltau(pred, gt, variant="b")``.
+    """
+    x, y = _paired([("pred", pred), ("gt", gt)])
+    res = stats.kendalltau(x, y, variant="b")
+    boot = bootstrap_ci(_kendall_rows, [x, y], n_boot=n_boot, seed=seed, level=level)
+    return _result(res.statistic, len(x), boot, res.pvalue)
+
+
+def spearman_rho(
+    pred, gt, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0, level: float = DEFAULT_CI_LEVEL
+) -> dict:
+    """Spearman's rho (average ranks for ties); arguments and result as `kendall_tau`."""
+    x, y = _paired([("pred", pred), ("gt", gt)])
+    res = stats.spearmanr(x, y)
+    boot = bootstrap_ci(_spearman_rows, [x, y], n_boot=n_boot, seed=seed, level=level)
+    return _result(res.statistic, len(x), boot, res.pvalue)
+
+
+def pearson_r(
+    pred, gt, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0, level: float = DEFAULT_CI_LEVEL
+) -> dict:
+    """Pearson's r of the raw scores; arguments and result as `kendall_tau`."""
+    x, y = _paired([("pred", pred), ("gt", gt)])
+    res = stats.pearsonr(x, y)
+    boot = bootstrap_ci(_pearson_rows, [x, y], n_boot=n_boot, seed=seed, level=level)
+    return _result(res.statistic, len(x), boot, res.pvalue)
+
+
+def partial_kendall(
+    pred,
+    gt,
+    control,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_CI_LEVEL,
+) -> dict:
+    """Kendall's (1942) partial tau of ``pred`` and ``gt`` with ``control`` held fixed.
+
+    ``(tau_xy - tau_xz tau_yz) / sqrt((1 - tau_xz^2)(1 - tau_yz^2))`` from tau-b values. It
+    is undefined (``value`` None) when ``pred`` or ``gt`` is a monotone function of
+    ``control`` (e.g. FLOPs ranked with FLOPs held fixed). Result as `kendall_tau`, no p-value.
+    """
+    x, y, z = _paired([("pred", pred), ("gt", gt), ("control", control)])
+    value = _partial_kendall_rows(x[None], y[None], z[None])[0]
+    boot = bootstrap_ci(_partial_kendall_rows, [x, y, z], n_boot=n_boot, seed=seed, level=level)
+    return _result(value, len(x), boot)
+
+
+def partial_spearman(
+    pred,
+    gt,
+    control,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_CI_LEVEL,
+) -> dict:
+    """Partial Spearman rho of ``pred`` and ``gt`` with ``control`` held fixed.
+
+    The Pearson correlation of the residuals of rank(pred) and rank(gt), each regressed (with
+    intercept) on rank(control). Undefined when a residual vanishes. Result as `kendall_tau`,
+    no p-value.
+    """
+    x, y, z = _paired([("pred", pred), ("gt", gt), ("control", control)])
+    value = _partial_spearman_rows(x[None], y[None], z[None])[0]
+    boot = bootstrap_ci(_partial_spearman_rows, [x, y, z], n_boot=n_boot, seed=seed, level=level)
+    return _result(value, len(x), boot)
+
+
+# ---------------------------------------------------------------------------- top-k
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    # Stable sort: ties at the k-th place go to the earlier arch (ranking_report orders archs
+    # by code, so the choice is reproducible).
+    return np.argsort(-scores, kind="stable")[:k]
+
+
+def _check_k(k, n: int) -> int:
+    if isinstance(k, bool) or int(k) != k or not 1 <= k <= n:
+        raise ValueError(f"k must be an integer in 1..{n} (the number of archs), got {k!r}")
+    return int(k)
+
+
+def precision_at_k(pred, gt, k: int) -> float:
+    """|top-k by ``pred`` ∩ top-k by ``gt``| / k; ties at the cut go to the earlier arch."""
+    x, y = _paired([("pred", pred), ("gt", gt)])
+    k = _check_k(k, len(x))
+    return len(set(_top(x, k).tolist()) & set(_top(y, k).tolist())) / k
+
+
+def top_k_kendall(pred, gt, k: int) -> float | None:
+    """Kendall's tau-b of ``pred`` vs ``gt`` over the k best archs by ``gt``.
+
+    None when undefined (k < 2, or ``pred`` or ``gt`` constant on those archs).
+    """
+    x, y = _paired([("pred", pred), ("gt", gt)])
+    k = _check_k(k, len(x))
+    top = _top(y, k)
+    if k < 2:
+        return None
+    value = _scipy_kendall(x[top], y[top])
+    return None if math.isnan(value) else value
+
+
+def resolve_ks(ks: Iterable, n: int) -> tuple[list[tuple[str, int]], list[str]]:
+    """Turns k specs into ``([(label, k), ...] sorted by k, skipped labels)``.
+
+    An integer (or integral float >= 1) is an absolute k; a float in (0, 1) a fraction of
+    ``n``, rounded (at least 1). ks larger than ``n`` are skipped; a k reached twice is kept
+    once (first label).
+    """
+    resolved, skipped, seen = [], [], set()
+    for spec in ks:
+        if isinstance(spec, bool) or not isinstance(spec, (int, float, np.integer, np.floating)):
+            raise TypeError(
+                f"k {spec!r} is neither an arch count (int >= 1) nor a fraction in (0, 1)"
+            )
+        if 0 < spec < 1:
+            k, label = max(1, round(float(spec) * n)), f"{spec:.0%}"
+        elif spec >= 1 and int(spec) == spec:
+            k, label = int(spec), str(int(spec))
+        else:
+            raise ValueError(
+                f"k {spec!r} is neither an arch count (int >= 1) nor a fraction in (0, 1)"
+            )
+        if k > n:
+            skipped.append(label)
+        elif k not in seen:
+            seen.add(k)
+            resolved.append((label, k))
+    return sorted(resolved, key=lambda item: item[1]), skipped
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _score_map(scores, name: str) -> tuple[dict[str, float], int]:
+    """{code: score} from a mapping, (code, score) pairs or records with .code/.acc.
+
+    A code given more than once is one arch: its scores are averaged (the count of extra
+    entries is returned) so that repeated measurements do not weigh an arch twice.
+    """
+    if isinstance(scores, Mapping):
+        items = list(scores.items())
+    else:
+        items = []
+        for item in scores:
+            if hasattr(item, "code") and hasattr(item, "acc"):
+                items.append((item.code, item.acc))
+            else:
+                items.append(tuple(item))
+    sums: dict[str, list[float]] = {}
+    for code, value in items:
+        code = str(code).strip()
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} score of code {code!r} is not a number: {value!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{name} score of code {code!r} is {value}: drop or re-evaluate that arch"
+            )
+        sums.setdefault(code, []).append(value)
+    return {c: float(np.mean(v)) for c, v in sums.items()}, len(items) - len(sums)
+
+
+def _examples(codes: Iterable[str], limit: int = 3) -> str:
+    codes = sorted(codes)
+    more = f", ... ({len(codes) - limit} more)" if len(codes) > limit else ""
+    return ", ".join(repr(c) for c in codes[:limit]) + more
+
+
+def _resolve_space(space):
+    if isinstance(space, str):
+        from tfnas import search_space  # Deferred: the metrics themselves need no space.
+
+        return search_space.get_space(space)
+    return space
+
+
+def _ranker_section(
+    score: np.ndarray, gt: np.ndarray, flops: np.ndarray, ks, n_boot: int, seed: int, level: float
+) -> dict:
+    kw = {"n_boot": n_boot, "seed": seed, "level": level}
+    top_k = [
+        {
+            "label": label,
+            "k": k,
+            "precision": precision_at_k(score, gt, k),
+            "kendall_tau": top_k_kendall(score, gt, k),
+        }
+        for label, k in ks
+    ]
+    return {
+        "kendall_tau": kendall_tau(score, gt, **kw),
+        "spearman_rho": spearman_rho(score, gt, **kw),
+        "pearson_r": pearson_r(score, gt, **kw),
+        "top_k": top_k,
+        "partial_flops": {
+            "kendall_tau": partial_kendall(score, gt, flops, **kw),
+            "spearman_rho": partial_spearman(score, gt, flops, **kw),
+        },
+    }
+
+
+def ranking_report(
+    pred,
+    gt,
+    space,
+    *,
+    ks: Iterable = DEFAULT_KS,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_CI_LEVEL,
+    pred_name: str = "supernet",
+    drop_unmatched_pred: bool = False,
+) -> dict:
+    """Every ranking metric of ``pred`` against ``gt``, next to FLOPs and params as rankers.
+
+    Args:
+      pred: ``{code: score}`` (or (code, score) pairs, or records with ``.code``/``.acc``),
+        higher = better; None to report only the FLOPs/params baselines.
+      gt: ground truth in the same forms, e.g. stand-alone accuracies.
+      space: a `tfnas.search_space.SearchSpace` or its name; gives FLOPs and params of codes.
+      ks: top-k specs for `resolve_ks` (ints absolute, floats in (0, 1) fractions).
+      n_boot: bootstrap resamples per CI (0: no CIs); seed: their seed; level: CI coverage.
+      pred_name: the name of ``pred``'s row.
+      drop_unmatched_pred: ignore predicted codes without ground truth (e.g. the supernet
+        scored all 45,000 competition codes, 30 have ground truth). By default every code
+        must be on both sides.
+
+    Returns:
+      A JSON-ready dict: ``n``, ``space``, ``ks``, ``ks_skipped``, ``n_boot``, ``seed``,
+      ``ci_level``, ``inputs`` (counts, duplicates, dropped) and ``rankers``:
+      ``{name: {"kendall_tau", "spearman_rho", "pearson_r": {value, n, ci, n_boot_used,
+      p_value}, "top_k": [{label, k, precision, kendall_tau}], "partial_flops":
+      {"kendall_tau", "spearman_rho"}}}`` for ``pred_name`` (if given), ``"flops"`` and
+      ``"params"``.
+
+    Raises:
+      ValueError: codes on one side only, fewer than 3 archs, non-finite or constant scores,
+        invalid codes.
+    """
+    space = _resolve_space(space)
+    gt_map, gt_dups = _score_map(gt, "ground truth")
+    inputs: dict[str, Any] = {"n_gt": len(gt_map), "gt_duplicates": gt_dups}
+    if pred is not None:
+        pred_map, pred_dups = _score_map(pred, pred_name)
+        inputs.update(n_pred=len(pred_map), pred_duplicates=pred_dups)
+        no_gt = set(pred_map) - set(gt_map)
+        no_pred = set(gt_map) - set(pred_map)
+        if drop_unmatched_pred:
+            inputs["pred_dropped"] = len(no_gt)
+            no_gt = set()
+        if no_gt or no_pred:
+            parts = []
+            if no_pred:
+                parts.append(
+                    f"{len(no_pred)} of {len(gt_map)} ground-truth codes have no {pred_name} "
+                    f"score (e.g. {_examples(no_pred)})"
+                )
+            if no_gt:
+                parts.append(
+                    f"{len(no_gt)} of {len(pred_map)} {pred_name} codes have no ground truth "
+                    f"(e.g. {_examples(no_gt)})"
+                )
+            raise ValueError(
+                "; ".join(parts)
+                + ". Archs are matched by code: score every ground-truth arch"
+                + ("" if no_pred else ", or pass drop_unmatched_pred=True to ignore the extra")
+            )
+    codes = sorted(gt_map)
+    if len(codes) < MIN_ARCHS:
+        raise ValueError(
+            f"ground truth has {len(codes)} archs; a rank correlation needs at least "
+            f"{MIN_ARCHS}: measure more archs"
+        )
+    flops, params = [], []
+    for code in codes:
+        try:
+            arch = space.parse(code)
+        except ValueError as e:
+            raise ValueError(f"ground-truth code {code!r} is not a {space.name} code: {e}") from e
+        flops.append(space.flops(arch))
+        params.append(space.params(arch))
+    gt_vec = _as_vector([gt_map[c] for c in codes], "ground truth")
+    flops_vec = np.asarray(flops, np.float64)
+    rankers = {}
+    if pred is not None:
+        rankers[pred_name] = _as_vector([pred_map[c] for c in codes], pred_name)
+    rankers["flops"] = flops_vec
+    rankers["params"] = np.asarray(params, np.float64)
+    ks_resolved, ks_skipped = resolve_ks(ks, len(codes))
+    for name, vec in rankers.items():
+        if np.ptp(vec) == 0:
+            raise ValueError(
+                f"{name} is constant over the {len(codes)} archs (all {vec[0]:g}): it cannot "
+                "rank them"
+            )
+    if np.ptp(gt_vec) == 0:
+        raise ValueError(
+            f"ground truth is constant over the {len(codes)} archs (all {gt_vec[0]:g}); an "
+            "unfilled competition file (acc 0.0) is not ground truth"
+        )
+    return {
+        "n": len(codes),
+        "space": space.name,
+        "ks": [{"label": label, "k": k} for label, k in ks_resolved],
+        "ks_skipped": ks_skipped,
+        "n_boot": int(n_boot),
+        "seed": int(seed),
+        "ci_level": float(level),
+        "inputs": inputs,
+        "rankers": {
+            name: _ranker_section(vec, gt_vec, flops_vec, ks_resolved, n_boot, seed, level)
+            for name, vec in rankers.items()
+        },
+    }
+
+
+# --------------------------------------------------------------------------- format
+
+
+def _num(value, width: int = 6) -> str:
+    return f"{value:+.3f}".rjust(width) if value is not None else "n/a".rjust(width)
+
+
+def _with_ci(result: dict) -> str:
+    ci = result.get("ci")
+    interval = f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else " " * 16
+    return f"{_num(result['value'])} {interval}"
+
+
+def format_report(report: dict) -> str:
+    """A plain-text table of a `ranking_report`: one row per ranker, one block per measure."""
+    rankers = report["rankers"]
+    width = max(10, *(len(name) for name in rankers)) + 2
+    cell = 26
+    lines = []
+    ci = (
+        f"{report['ci_level']:.0%} CIs from {report['n_boot']} paired bootstrap resamples "
+        f"(seed {report['seed']})"
+        if report["n_boot"]
+        else "no CIs (n_boot=0)"
+    )
+    lines.append(f"Ranking of {report['n']} archs ({report['space']} space), {ci}")
+    inputs = report["inputs"]
+    notes = [
+        f"{inputs[key]} {what}"
+        for key, what in (
+            ("gt_duplicates", "duplicate ground-truth entries averaged"),
+            ("pred_duplicates", "duplicate predicted entries averaged"),
+            ("pred_dropped", "predicted codes without ground truth ignored"),
+        )
+        if inputs.get(key)
+    ]
+    if notes:
+        lines.append("(" + "; ".join(notes) + ")")
+
+    def table(title, header, rows):
+        lines.append("")
+        lines.append(title)
+        lines.append("ranker".ljust(width) + "".join(h.ljust(cell) for h in header).rstrip())
+        lines.extend(rows)
+
+    skipped = []
+    rows = []
+    for name, sec in rankers.items():
+        rows.append(
+            name.ljust(width)
+            + "".join(_with_ci(sec[m]).ljust(cell) for m in _CORRELATIONS).rstrip()
+        )
+        for m in _CORRELATIONS:
+            r = sec[m]
+            if r["n_boot"] and r["n_boot_used"] < r["n_boot"]:
+                skipped.append(f"{name} {m}: {r['n_boot'] - r['n_boot_used']}")
+    table("Correlation with ground truth", ["Kendall tau-b", "Spearman rho", "Pearson r"], rows)
+
+    rows = []
+    for name, sec in rankers.items():
+        part = sec["partial_flops"]
+        rows.append(
+            name.ljust(width) + "".join(_with_ci(part[m]).ljust(cell) for m in _PARTIALS).rstrip()
+        )
+        for m in _PARTIALS:
+            r = part[m]
+            if r["value"] is not None and r["n_boot"] and r["n_boot_used"] < r["n_boot"]:
+                skipped.append(f"{name} partial {m}: {r['n_boot'] - r['n_boot_used']}")
+    table(
+        "Partial correlation, FLOPs held fixed (Kendall 1942 partial tau; Spearman on rank "
+        "residuals)",
+        ["Kendall tau", "Spearman rho"],
+        rows,
+    )
+
+    if report["ks"]:
+        header = [
+            f"k={k['k']}" + (f" ({k['label']})" if k["label"] != str(k["k"]) else "")
+            for k in report["ks"]
+        ]
+        rows = []
+        for name, sec in rankers.items():
+            cells = [
+                f"{t['precision']:.2f} {_num(t['kendall_tau'])}".ljust(18) for t in sec["top_k"]
+            ]
+            rows.append(name.ljust(width) + "".join(cells).rstrip())
+        lines.append("")
+        lines.append("Top-k by ground truth: precision@k, Kendall tau-b among the k best")
+        lines.append("ranker".ljust(width) + "".join(h.ljust(18) for h in header).rstrip())
+        lines.extend(rows)
+    if report["ks_skipped"]:
+        lines.append(
+            f"(k skipped, more than {report['n']} archs: {', '.join(report['ks_skipped'])})"
+        )
+    if any(sec["partial_flops"][m]["value"] is None for sec in rankers.values() for m in _PARTIALS):
+        lines.append("")
+        lines.append("n/a: undefined, the ranker is a monotone function of FLOPs")
+    if skipped:
+        lines.append("")
+        lines.append(
+            "Bootstrap resamples skipped as degenerate (constant scores): " + "; ".join(skipped)
+        )
+    return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""The stages of ``bin/train --stage=NAME``: a registry of ``run(config, args) -> int``.
+
+A stage module registers its entry point::
+
+    from tfnas.stages import registry
+
+    @registry.register("describe", help="Print the search space and a list of codes.")
+    def run(config, args: registry.StageArgs) -> int:
+        ...
+        registry.write_manifest(args.workdir, "describe", table=str(path))
+        return 0
+
+and `tfnas/stages/__init__.py` imports it, so that importing this module (which imports the
+package first) fills `STAGES`. `run_stage` validates the config, creates
+``<workdir>/<stage>/``, writes the resolved config there as ``config.json`` and runs the
+stage. Stages record what they produced in ``<workdir>/<stage>/manifest.json``
+(`write_manifest`); a later stage finds its inputs there (`read_manifest`) unless its config
+names them.
+
+Flags live only in ``bin/train``; stages get them as a `StageArgs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CONFIG_FILE",
+    "MANIFEST_FILE",
+    "STAGES",
+    "Stage",
+    "StageArgs",
+    "read_manifest",
+    "register",
+    "run_stage",
+    "stage_dir",
+    "stage_names",
+    "write_config",
+    "write_manifest",
+]
+
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class StageArgs:
+    """The command-line inputs of a stage (everything else comes from the config).
+
+    Attributes:
+      workdir: the run's directory; a stage writes to ``<workdir>/<stage>/``.
+      codes: ``--codes``: a competition JSON, a text file of codes, or ``CODE,CODE``
+        (`tfnas.codes.parse_codes_arg`).
+      results: ``--results``: a file of scored archs (the ``rank`` stage).
+      ground_truth: ``--ground_truth``: a file of stand-alone accuracies.
+      shard: ``--shard=I/N``: this process's share of a list of codes.
+      overwrite: ``--overwrite``: replace existing products instead of resuming or refusing.
+    """
+
+    workdir: str
+    codes: str | None = None
+    results: str | None = None
+    ground_truth: str | None = None
+    shard: str | None = None
+    overwrite: bool = False
+
+
+StageFn = Callable[[Any, StageArgs], "int | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    name: str
+    help: str
+    run: StageFn
+
+
+# Stages in registration order (the order of the imports in tfnas/stages/__init__.py).
+STAGES: dict[str, Stage] = {}
+
+
+def register(name: str, help: str) -> Callable[[StageFn], StageFn]:
+    """Decorator registering ``run(config, args) -> int`` as stage ``name``.
+
+    Raises:
+      ValueError: another function is already registered under ``name``.
+    """
+
+    def decorate(fn: StageFn) -> StageFn:
+        existing = STAGES.get(name)
+        if existing is not None and _qualname(existing.run) != _qualname(fn):
+            raise ValueError(
+                f"stage {name!r} is registered twice: by {_qualname(existing.run)} and by "
+                f"{_qualname(fn)}; give one of them another name"
+            )
+        STAGES[name] = Stage(name, help, fn)
+        return fn
+
+    return decorate
+
+
+def _qualname(fn) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def stage_names() -> tuple[str, ...]:
+    """The registered stage names, in registration order."""
+    return tuple(STAGES)
+
+
+def stage_dir(workdir: str | os.PathLike, stage: str) -> Path:
+    """``<workdir>/<stage>`` (not created)."""
+    return Path(workdir) / stage
+
+
+def write_config(config: Any, directory: str | os.PathLike) -> Path:
+    """Writes ``config`` (a ConfigDict) to ``directory/config.json``, sorted and indented."""
+    path = Path(directory) / CONFIG_FILE
+    if hasattr(config, "to_json_best_effort"):
+        text = config.to_json_best_effort(sort_keys=True, indent=2)
+    else:
+        text = json.dumps(config, sort_keys=True, indent=2, default=str)
+    _write_atomic(path, text + "\n")
+    return path
+
+
+def run_stage(name: str, config: Any, args: StageArgs) -> int:
+    """Validates ``config``, writes it to ``<workdir>/<name>/config.json``, runs the stage.
+
+    Returns:
+      The stage's exit status (0 when it returns None).
+
+    Raises:
+      ValueError: unknown stage (the message lists the valid ones), invalid config, or
+        whatever the stage raises for bad inputs.
+    """
+    if name not in STAGES:
+        raise ValueError(
+            f"unknown stage {name!r}; valid stages: {', '.join(stage_names())} (--stage=NAME)"
+        )
+    if not args.workdir:
+        raise ValueError("no workdir: pass --workdir=DIR (created if missing)")
+    from tfnas import config_lib  # imports TensorFlow (through tfnas.data)
+
+    config_lib.validate_config(config)
+    directory = stage_dir(args.workdir, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_config(config, directory)
+    status = STAGES[name].run(config, args)
+    return 0 if status is None else int(status)
+
+
+def write_manifest(workdir: str | os.PathLike, stage: str, **products: Any) -> Path:
+    """Records what ``stage`` produced in ``<workdir>/<stage>/manifest.json``.
+
+    Args:
+      workdir: the run's directory.
+      stage: the stage's name.
+      **products: name -> value (paths as strings, or any JSON value; `Path`s are turned
+        into strings). A new manifest replaces the stage's previous one.
+
+    Returns:
+      The manifest's path.
+    """
+    directory = stage_dir(workdir, stage)
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "stage": stage,
+        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "products": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in products.items()},
+    }
+    path = directory / MANIFEST_FILE
+    _write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_manifest(workdir: str | os.PathLike, stage: str) -> dict[str, Any]:
+    """The products ``stage`` recorded in ``workdir``; ``{}`` when it has not run there.
+
+    Raises:
+      ValueError: the manifest exists but is not one (e.g. a torn write by hand).
+    """
+    path = stage_dir(workdir, stage) / MANIFEST_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    try:
+        manifest = json.loads(text)
+        products = manifest["products"]
+        if not isinstance(products, dict):
+            raise TypeError(type(products).__name__)
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"{path} is not a stage manifest ({type(err).__name__}: {err}); run "
+            f"--stage={stage} with --workdir={workdir} again to rewrite it"
+        ) from None
+    return products
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
