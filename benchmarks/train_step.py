@@ -113,10 +113,7 @@ def bench_step(steps):
         ):
             arch_t = supernet_lib.arch_tensor(arch)
             t_super = timed(lambda arch_t=arch_t: super_step(arch_t), steps)
-            model = static.build_static_model(space, arch)
-            # The static model is built at the space's resolution; it is fully
-            # convolutional, so rebuild its input for the benchmark size.
-            model = keras.models.clone_model(model, input_tensors=keras.Input((size, size, space.in_channels)))
+            model = static.build_static_model(space, arch, image_size=size)
             t_static = timed(static_step_fn(model, images, labels), steps)
             rows.append((name, batch, size, label, t_super, t_static))
     print("| space | batch | px | arch | supernet step (ms) | plain step (ms) | ratio |")
@@ -158,8 +155,7 @@ def bench_sandwich(steps):
         t_sandwich = timed(lambda: step((images, labels))["loss"].numpy(), steps)
         t_static = 0.0
         for arch in [space.largest(), space.smallest(), *randoms]:
-            model = static.build_static_model(space, arch)
-            model = keras.models.clone_model(model, input_tensors=keras.Input((size, size, space.in_channels)))
+            model = static.build_static_model(space, arch, image_size=size)
             t_static += timed(static_step_fn(model, images, labels), steps)
         print(
             f"| {name} | {batch} | {size} | {t_sandwich * 1e3:.1f} | {t_static * 1e3:.1f} | "
@@ -181,8 +177,7 @@ def memory_child(kind, name, steps):
         for _ in range(steps):
             step((images, labels))
     else:
-        model = static.build_static_model(space, space.largest())
-        model = keras.models.clone_model(model, input_tensors=keras.Input((size, size, space.in_channels)))
+        model = static.build_static_model(space, space.largest(), image_size=size)
         fn = static_step_fn(model, images, labels)
         for _ in range(steps):
             fn()

@@ -54,27 +54,40 @@ def test_tau_b_is_not_tau_a_on_tied_data():
     assert value != pytest.approx(concordance / (n * (n - 1) / 2))
 
 
+def _resamples(n=25, rows=40, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 6, size=n).astype(float)  # many ties, and resampling adds more
+    y = rng.integers(0, 6, size=n).astype(float)
+    return rng.integers(0, n, size=(rows, n)), x, y
+
+
 @pytest.mark.parametrize(
     "batched, ref",
     [
-        (ranking._kendall_rows, lambda x, y: stats.kendalltau(x, y, variant="b").statistic),
-        (ranking._spearman_rows, lambda x, y: stats.spearmanr(x, y).statistic),
-        (ranking._pearson_rows, lambda x, y: stats.pearsonr(x, y).statistic),
+        (ranking._kendall_stat, lambda x, y: stats.kendalltau(x, y, variant="b").statistic),
+        (ranking._spearman_stat, lambda x, y: stats.spearmanr(x, y).statistic),
+        (ranking._pearson_stat, lambda x, y: stats.pearsonr(x, y).statistic),
     ],
 )
 def test_batched_statistics_used_by_the_bootstrap_match_scipy(batched, ref):
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, 6, size=(40, 25)).astype(float)  # many ties
-    y = rng.integers(0, 6, size=(40, 25)).astype(float)
-    expected = [ref(a, b) for a, b in zip(x, y)]
-    np.testing.assert_allclose(batched(x, y), expected, atol=1e-12)
+    index, x, y = _resamples()
+    expected = [ref(x[row], y[row]) for row in index]
+    np.testing.assert_allclose(batched(index, x, y), expected, atol=1e-12)
 
 
-def test_batched_statistics_are_nan_on_constant_rows():
-    x = np.array([[1.0, 1.0, 1.0], [0.1, 0.1, 0.1]])
-    y = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
-    for fn in (ranking._kendall_rows, ranking._spearman_rows, ranking._pearson_rows):
-        assert np.isnan(fn(x, y)).all()
+def test_batched_kendall_scipy_fallback_for_many_archs_agrees(monkeypatch):
+    index, x, y = _resamples()
+    fast = ranking._kendall_stat(index, x, y)
+    monkeypatch.setattr(ranking, "_MAX_N_MATRIX", 10)
+    np.testing.assert_allclose(ranking._kendall_stat(index, x, y), fast, atol=1e-12)
+
+
+def test_batched_statistics_are_nan_on_constant_resamples():
+    index = np.array([[0, 1, 2], [1, 1, 1]])
+    x, y = np.array([0.1, 0.1, 0.1]), np.array([1.0, 2.0, 3.0])
+    for fn in (ranking._kendall_stat, ranking._spearman_stat, ranking._pearson_stat):
+        assert np.isnan(fn(index, x, y)).all()
+        assert np.isnan(fn(index, y, x)).all()
 
 
 # --------------------------------------------------------------------- bootstrap

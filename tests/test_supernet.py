@@ -14,7 +14,7 @@ from tfnas import supernet as supernet_lib
 TEST_SIZE = {"fmnist": 28, "imagenet": 32, "cifar10": 32, "cifar100": 32}
 
 
-def _images(space, batch=4, seed=0):
+def _images(space, batch=2, seed=0):
     size = TEST_SIZE[space.name]
     rng = np.random.default_rng(seed)
     return tf.constant(rng.normal(size=(batch, size, size, space.in_channels)), tf.float32)
@@ -83,7 +83,7 @@ def test_extracted_subnet_matches_the_supernet(net):
     infer = _inference_fn(net)
     images = _images(net.space, seed=3)
     for arch in _archs(net.space, 20, seed=4):
-        model = static.extract_subnet(net, arch)
+        model = static.extract_subnet(net, arch, image_size=TEST_SIZE[net.space.name])
         expected = infer(images, supernet_lib.arch_tensor(arch)).numpy()
         got = model(images, training=False).numpy()
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0, err_msg=arch.code)
@@ -108,7 +108,9 @@ def test_extraction_and_parity_with_weight_copies_and_k_shot():
         np.testing.assert_allclose(
             model(images, training=False).numpy(),
             infer(images, supernet_lib.arch_tensor(arch)).numpy(),
+            # Random BN statistics and simplex weights give logits of ~1e2: float32 round-off.
             atol=1e-5,
+            rtol=1e-5,
         )
 
 

@@ -36,10 +36,9 @@ DEFAULT_CI_LEVEL = 0.95
 DEFAULT_KS = (5, 10, 0.1, 0.25, 0.5)
 MIN_ARCHS = 3
 
-# The batched Kendall tau materializes [resamples, n(n-1)/2] sign arrays; cap their size.
-_MAX_PAIR_ELEMENTS = 2_000_000
-# Past this many archs the pair arrays of even one resample are too large: use scipy per row.
-_MAX_N_PAIRWISE = 2000
+# The batched Kendall tau holds [n, n] sign matrices; past this many archs it loops over
+# resamples with scipy instead (O(n log n) each, but ~1 ms of overhead per call).
+_MAX_N_MATRIX = 3000
 
 _CORRELATIONS = ("kendall_tau", "spearman_rho", "pearson_r")
 _PARTIALS = ("kendall_tau", "spearman_rho")
@@ -90,10 +89,12 @@ def _paired(named: Sequence[tuple[str, Any]]) -> list[np.ndarray]:
 
 
 # ----------------------------------------------------------------- batched statistics
-# Each takes [B, n] arrays (B resamples of n archs) and returns [B], NaN where undefined.
+# A bootstrap statistic maps ``index`` [B, n] (B resamples, each n arch indices) and the
+# [n] arrays to [B] values, NaN where undefined. The original sample is index [[0..n-1]].
 
 
 def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row of [B, n] arrays."""
     xc = x - x.mean(axis=1, keepdims=True)
     yc = y - y.mean(axis=1, keepdims=True)
     den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
@@ -104,33 +105,59 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(constant, np.nan, np.clip(r, -1.0, 1.0))
 
 
-def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _pearson_stat(index, x, y) -> np.ndarray:
+    return _pearson_rows(x[index], y[index])
+
+
+def _spearman_stat(index, x, y) -> np.ndarray:
     # Average ranks for ties, as scipy.stats.spearmanr.
-    return _pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1))
+    return _pearson_rows(stats.rankdata(x[index], axis=1), stats.rankdata(y[index], axis=1))
 
 
-def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kendall's tau-b of each row.
+def _counts(index: np.ndarray, n: int) -> np.ndarray:
+    """[B, n] float32: how often each arch is drawn in each resample."""
+    rows = len(index)
+    flat = (index + n * np.arange(rows)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float32)
 
-    With s_x, s_y the signs of all pairwise differences, tau-b = sum(s_x s_y) /
-    sqrt(#pairs untied in x * #pairs untied in y) (Kendall 1945, "The treatment of ties in
-    ranking problems"), i.e. the cosine of the two sign vectors.
+
+def _kendall_taus(index, arrays, pairs) -> list[np.ndarray]:
+    """Kendall's tau-b of each pair (i, j) of ``arrays`` in every resample.
+
+    tau-b = S / sqrt(#pairs untied in a * #pairs untied in b), S = sum over pairs of
+    sign(a_i - a_j) sign(b_i - b_j) (Kendall 1945, "The treatment of ties in ranking
+    problems"). A resample is the original archs drawn w_k times, so each of these sums is a
+    quadratic form w^T M w of a fixed [n, n] sign matrix M (an arch paired with its own copy
+    has sign 0, i.e. is tied on both sides, as in scipy): one matmul for all resamples instead
+    of B sorts. Values are small integers, exact in float32 (< 2^24 for n <= 3000).
     """
-    n = x.shape[1]
-    if n > _MAX_N_PAIRWISE:
-        return np.array([_scipy_kendall(a, b) for a, b in zip(x, y)])
-    first, second = np.triu_indices(n, 1)
-    rows = max(1, _MAX_PAIR_ELEMENTS // max(1, len(first)))
-    out = np.empty(len(x))
-    for start in range(0, len(x), rows):
-        xs, ys = x[start : start + rows], y[start : start + rows]
-        sx = np.sign(xs[:, first] - xs[:, second])
-        sy = np.sign(ys[:, first] - ys[:, second])
-        den = np.sqrt(np.abs(sx).sum(axis=1) * np.abs(sy).sum(axis=1))
+    n = len(arrays[0])
+    if n > _MAX_N_MATRIX:
+        return [
+            np.array([_scipy_kendall(arrays[i][row], arrays[j][row]) for row in index])
+            for i, j in pairs
+        ]
+    weights = _counts(index, n)
+    signs = {
+        k: np.sign(arrays[k][:, None] - arrays[k][None, :]).astype(np.float32)
+        for k in {k for pair in pairs for k in pair}
+    }
+
+    def quadratic(matrix):
+        return ((weights @ matrix).astype(np.float64) * weights).sum(axis=1)
+
+    untied = {k: quadratic(np.abs(m)) for k, m in signs.items()}
+    taus = []
+    for i, j in pairs:
+        den = np.sqrt(untied[i] * untied[j])
         with np.errstate(invalid="ignore", divide="ignore"):
-            tau = (sx * sy).sum(axis=1) / den
-        out[start : start + rows] = np.where(den > 0, np.clip(tau, -1.0, 1.0), np.nan)
-    return out
+            tau = quadratic(signs[i] * signs[j]) / den
+        taus.append(np.where(den > 0, np.clip(tau, -1.0, 1.0), np.nan))
+    return taus
+
+
+def _kendall_stat(index, x, y) -> np.ndarray:
+    return _kendall_taus(index, [x, y], [(0, 1)])[0]
 
 
 def _scipy_kendall(x: np.ndarray, y: np.ndarray) -> float:
@@ -139,10 +166,10 @@ def _scipy_kendall(x: np.ndarray, y: np.ndarray) -> float:
     return float(stats.kendalltau(x, y, variant="b").statistic)
 
 
-def _partial_kendall_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+def _partial_kendall_stat(index, x, y, z) -> np.ndarray:
     # Kendall (1942), "Partial rank correlation", Biometrika 32(3/4):277-283:
     # tau_xy.z = (tau_xy - tau_xz tau_yz) / sqrt((1 - tau_xz^2) (1 - tau_yz^2)).
-    t_xy, t_xz, t_yz = _kendall_rows(x, y), _kendall_rows(x, z), _kendall_rows(y, z)
+    t_xy, t_xz, t_yz = _kendall_taus(index, [x, y, z], [(0, 1), (0, 2), (1, 2)])
     den = np.sqrt((1.0 - t_xz**2) * (1.0 - t_yz**2))
     with np.errstate(invalid="ignore", divide="ignore"):
         tau = (t_xy - t_xz * t_yz) / den
@@ -150,8 +177,8 @@ def _partial_kendall_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.nda
     return np.where(den > 1e-12, np.clip(tau, -1.0, 1.0), np.nan)
 
 
-def _partial_spearman_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-    rx, ry, rz = (stats.rankdata(a, axis=1) for a in (x, y, z))
+def _partial_spearman_stat(index, x, y, z) -> np.ndarray:
+    rx, ry, rz = (stats.rankdata(a[index], axis=1) for a in (x, y, z))
     rz = rz - rz.mean(axis=1, keepdims=True)
     zz = (rz * rz).sum(axis=1, keepdims=True)
 
@@ -172,7 +199,21 @@ def _partial_spearman_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.nd
     return np.where(empty_x | empty_y, np.nan, r)
 
 
+def _point(statistic, *arrays) -> float:
+    """``statistic`` on the original sample."""
+    return float(statistic(np.arange(len(arrays[0]))[None], *arrays)[0])
+
+
 # ------------------------------------------------------------------------------ bootstrap
+
+
+def _check_boot(n_boot, level) -> int:
+    n_boot = int(n_boot)
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be >= 0 resamples, got {n_boot}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"CI level must be in (0, 1), e.g. 0.95, got {level}")
+    return n_boot
 
 
 def bootstrap_ci(
@@ -192,8 +233,9 @@ def bootstrap_ci(
     with one seed sees the same resamples.
 
     Args:
-      statistic: maps [B, n] arrays, one per entry of ``arrays``, to [B] values (NaN when
-        undefined).
+      statistic: ``statistic(index, *arrays)`` with ``index`` int [B, n] (row b: the arch
+        indices of resample b) returns [B] values, NaN when undefined; e.g.
+        ``lambda index, x, y: my_rows(x[index], y[index])``.
       arrays: equally long [n] float arrays; the first two are checked for constancy.
       n_boot: number of resamples (0 disables the interval).
       seed: seed of the resampling.
@@ -202,20 +244,15 @@ def bootstrap_ci(
     Returns:
       ``{"ci": [low, high] or None, "n_boot": n_boot, "n_boot_used": int}``.
     """
-    n_boot = int(n_boot)
-    if n_boot < 0:
-        raise ValueError(f"n_boot must be >= 0 resamples, got {n_boot}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"CI level must be in (0, 1), e.g. 0.95, got {level}")
+    n_boot = _check_boot(n_boot, level)
     if n_boot == 0:
         return {"ci": None, "n_boot": 0, "n_boot_used": 0}
     n = len(arrays[0])
     index = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    samples = [a[index] for a in arrays]
-    values = statistic(*samples)
+    values = np.asarray(statistic(index, *arrays), np.float64)
     constant = np.zeros(n_boot, bool)
-    for s in samples[:2]:
-        constant |= np.ptp(s, axis=1) == 0
+    for a in arrays[:2]:
+        constant |= np.ptp(a[index], axis=1) == 0
     values = values[~constant & np.isfinite(values)]
     if len(values) == 0:
         return {"ci": None, "n_boot": n_boot, "n_boot_used": 0}
@@ -251,7 +288,7 @@ def kendall_tau(
     """
     x, y = _paired([("pred", pred), ("gt", gt)])
     res = stats.kendalltau(x, y, variant="b")
-    boot = bootstrap_ci(_kendall_rows, [x, y], n_boot=n_boot, seed=seed, level=level)
+    boot = bootstrap_ci(_kendall_stat, [x, y], n_boot=n_boot, seed=seed, level=level)
     return _result(res.statistic, len(x), boot, res.pvalue)
 
 
@@ -261,7 +298,7 @@ def spearman_rho(
     """Spearman's rho (average ranks for ties); arguments and result as `kendall_tau`."""
     x, y = _paired([("pred", pred), ("gt", gt)])
     res = stats.spearmanr(x, y)
-    boot = bootstrap_ci(_spearman_rows, [x, y], n_boot=n_boot, seed=seed, level=level)
+    boot = bootstrap_ci(_spearman_stat, [x, y], n_boot=n_boot, seed=seed, level=level)
     return _result(res.statistic, len(x), boot, res.pvalue)
 
 
@@ -271,7 +308,7 @@ def pearson_r(
     """Pearson's r of the raw scores; arguments and result as `kendall_tau`."""
     x, y = _paired([("pred", pred), ("gt", gt)])
     res = stats.pearsonr(x, y)
-    boot = bootstrap_ci(_pearson_rows, [x, y], n_boot=n_boot, seed=seed, level=level)
+    boot = bootstrap_ci(_pearson_stat, [x, y], n_boot=n_boot, seed=seed, level=level)
     return _result(res.statistic, len(x), boot, res.pvalue)
 
 
@@ -291,9 +328,7 @@ def partial_kendall(
     ``control`` (e.g. FLOPs ranked with FLOPs held fixed). Result as `kendall_tau`, no p-value.
     """
     x, y, z = _paired([("pred", pred), ("gt", gt), ("control", control)])
-    value = _partial_kendall_rows(x[None], y[None], z[None])[0]
-    boot = bootstrap_ci(_partial_kendall_rows, [x, y, z], n_boot=n_boot, seed=seed, level=level)
-    return _result(value, len(x), boot)
+    return _partial(_partial_kendall_stat, x, y, z, n_boot=n_boot, seed=seed, level=level)
 
 
 def partial_spearman(
@@ -312,8 +347,17 @@ def partial_spearman(
     no p-value.
     """
     x, y, z = _paired([("pred", pred), ("gt", gt), ("control", control)])
-    value = _partial_spearman_rows(x[None], y[None], z[None])[0]
-    boot = bootstrap_ci(_partial_spearman_rows, [x, y, z], n_boot=n_boot, seed=seed, level=level)
+    return _partial(_partial_spearman_stat, x, y, z, n_boot=n_boot, seed=seed, level=level)
+
+
+def _partial(statistic, x, y, z, *, n_boot, seed, level) -> dict:
+    value = _point(statistic, x, y, z)
+    if math.isnan(value):
+        # Undefined on the full sample (pred or gt a function of the control): so is every
+        # resample; skip the work.
+        boot = {"ci": None, "n_boot": _check_boot(n_boot, level), "n_boot_used": 0}
+    else:
+        boot = bootstrap_ci(statistic, [x, y, z], n_boot=n_boot, seed=seed, level=level)
     return _result(value, len(x), boot)
 
 

@@ -618,7 +618,9 @@ class SearchSpace:
 
     def cost(self, arch: Arch | str) -> tuple[int, int]:
         """``(flops, params)`` in one pass; see the class docstring for the conventions."""
-        arch = self._as_arch(arch)
+        return _cached_cost(self, self._as_arch(arch))
+
+    def _compute_cost(self, arch: Arch) -> tuple[int, int]:
         t = self._table
         stem_hw, stage_hw = self._spatial(arch.resolution)
         k = 7 if self.imagenet_stem else 3
@@ -658,6 +660,12 @@ class SearchSpace:
     def params(self, arch: Arch | str) -> int:
         """Parameters; equals ``count_params()`` of the static Keras model (BN counts 4/channel)."""
         return self.cost(arch)[1]
+
+
+# Rankings ask for flops() and params() of the same 45,000 archs; one pass serves both.
+@functools.lru_cache(maxsize=1 << 17)
+def _cached_cost(space: SearchSpace, arch: Arch) -> tuple[int, int]:
+    return space._compute_cost(arch)
 
 
 @functools.cache

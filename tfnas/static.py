@@ -17,6 +17,8 @@ names for its elastic sublayers so that `extract_subnet` can copy weights by nam
 from __future__ import annotations
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from tfnas import search_space as ss
 
@@ -42,6 +44,7 @@ def build_static_model(
     *,
     dropout: float = 0.0,
     name: str | None = None,
+    image_size: int | None = None,
 ) -> keras.Model:
     """Builds the plain functional Keras model of one arch (stock layers only).
 
@@ -51,6 +54,9 @@ def build_static_model(
         dropout: dropout rate before the classifier; the ``dropout`` layer exists only when
             it is > 0.
         name: model name; defaults to ``"{space.name}_{code}"``.
+        image_size: input height and width; defaults to the arch's resolution. The network
+            is fully convolutional, so another size (e.g. ImageNet at 64 px for tests and
+            benchmarks) changes FLOPs but not the weights.
 
     Returns:
         A functional `keras.Model` (freshly initialised weights) mapping ``images`` of shape
@@ -65,7 +71,7 @@ def build_static_model(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1); received {dropout}.")
     widths = space.widths(arch)
-    size = space.resolutions[arch.resolution - 1]
+    size = image_size or space.resolutions[arch.resolution - 1]
 
     inputs = keras.Input((size, size, space.in_channels), name="images")
     # Stem: 7x7/2 + 3x3/2 max-pool on ImageNet, a 3x3/1 conv on small images.
@@ -104,5 +110,69 @@ def build_static_model(
 
 
 # ------------------------------------------------------------------------------------------
-# Subnet extraction from a supernet (`extract_subnet`): written separately, goes below.
+# Subnet extraction from a supernet.
 # ------------------------------------------------------------------------------------------
+
+
+# -- extraction ---------------------------------------------------------------------------
+
+
+def extract_subnet(supernet, arch, *, dropout=0.0, name=None, image_size=None) -> keras.Model:
+    """A plain Keras model of ``arch`` carrying the supernet's weights for it.
+
+    The result is built by `build_static_model` (stock Conv2D, BatchNormalization, Dense
+    layers) and receives, layer by layer, the slices of the supernet's shared weights the
+    subnet uses: the weight copy its routing selects, K-shot kernels already merged with
+    its simplex code, and the BN moving statistics of its active channels. In inference
+    mode its logits equal the supernet's for ``arch``.
+
+    Args:
+        supernet: a built `tfnas.supernet.Supernet`.
+        arch: an `Arch` or a code of the supernet's space.
+        dropout: dropout rate of the static model's head (training only).
+        name: the model's name.
+        image_size: input size of the model (default: the arch's resolution).
+    """
+    space = supernet.space
+    if isinstance(arch, str):
+        arch = space.parse(arch)
+    model = build_static_model(space, arch, dropout=dropout, name=name, image_size=image_size)
+    digits = tf.constant(arch.digits(), tf.int32)
+    copies = [int(c) for c in supernet.copies(digits).numpy()]
+    mix = supernet.mix(digits)
+    widths = space.widths(arch)
+
+    def conv(src, dst, cin, cout, copy):
+        kernel = src.merged_kernel(cin, cout, copy, mix)
+        model.get_layer(dst).set_weights([kernel.numpy()])
+
+    def bn(src, dst, channels, copy):
+        model.get_layer(dst).set_weights(
+            [
+                np.asarray(v)[copy, :channels]
+                for v in (src.gamma, src.beta, src.moving_mean, src.moving_variance)
+            ]
+        )
+
+    conv(supernet.stem_conv, "stem_conv", space.in_channels, widths["stem"], copies[0])
+    bn(supernet.stem_bn, "stem_bn", widths["stem"], copies[0])
+    in_width = widths["stem"]
+    for s, stage in enumerate(supernet.stages):
+        copy = copies[s + 1]
+        out = widths["outs"][s]
+        for b, mid in enumerate(widths["mids"][s]):
+            block = stage.blocks[b]
+            prefix = f"stage{s + 1}_block{b + 1}_"
+            conv(block.conv1, prefix + "conv1", in_width, mid, copy)
+            bn(block.bn1, prefix + "bn1", mid, copy)
+            conv(block.conv2, prefix + "conv2", mid, out, copy)
+            bn(block.bn2, prefix + "bn2", out, copy)
+            if block.projection:
+                conv(block.shortcut_conv, prefix + "shortcut_conv", in_width, out, copy)
+                bn(block.shortcut_bn, prefix + "shortcut_bn", out, copy)
+            in_width = out
+    head = supernet.classifier
+    model.get_layer("classifier").set_weights(
+        [np.asarray(head.kernel)[copies[5], :in_width], np.asarray(head.bias)[copies[5]]]
+    )
+    return model
