@@ -157,3 +157,12 @@ def test_forward_pass_gives_logits(name):
     logits = model(images.astype("float32"), training=False)
     assert logits.shape == (2, space.num_classes)
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(logits)))
+
+
+def test_image_size_changes_the_input_not_the_weights():
+    space = ss.get_space("imagenet")
+    arch = space.smallest()
+    model = static.build_static_model(space, arch, image_size=64)
+    assert model.input.shape == (None, 64, 64, 3)
+    assert model.count_params() == space.params(arch)
+    assert _walk_macs(model) < space.flops(arch)  # FLOPs are defined at the arch's resolution

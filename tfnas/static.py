@@ -60,7 +60,7 @@ def build_static_model(
 
     Returns:
         A functional `keras.Model` (freshly initialised weights) mapping ``images`` of shape
-        ``(H, W, in_channels)`` (H = W = the arch's resolution) to logits of shape
+        ``(H, W, in_channels)`` (H = W = ``image_size`` or the arch's resolution) to logits of shape
         ``(num_classes,)``; its ``count_params()`` equals ``space.params(arch)``.
 
     Raises:

@@ -70,6 +70,12 @@ class SupernetTrainer(keras.Model):
             name: keras.metrics.Mean(name=f"loss_{name}") for name in self._member_names
         }
         self.total_tracker = keras.metrics.Mean(name="loss")
+        self.build()
+
+    def build(self, input_shape=None):
+        if not self.supernet.built:
+            self.supernet.build()
+        self.built = True
 
     @property
     def metrics(self):

@@ -128,6 +128,7 @@ def make_evaluator(config, supernet) -> evaluation.SubnetEvaluator:
         training=recal.augment,
         seed=config.seed + 1,
         repeat=True,
+        shuffle=True,  # a random, but fixed, set of training batches
     )
     eval_ds = data_lib.build_dataset(
         config.data, ev.split, ev.batch_size, training=False, seed=config.seed
