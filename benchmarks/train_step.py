@@ -112,7 +112,7 @@ def bench_step(steps):
             ("smallest", space.smallest()),
         ):
             arch_t = supernet_lib.arch_tensor(arch)
-            t_super = timed(lambda arch_t=arch_t: super_step(arch_t), steps)
+            t_super = timed(lambda arch_t=arch_t, fn=super_step: fn(arch_t), steps)
             model = static.build_static_model(space, arch, image_size=size)
             t_static = timed(static_step_fn(model, images, labels), steps)
             rows.append((name, batch, size, label, t_super, t_static))
@@ -152,7 +152,8 @@ def bench_sandwich(steps):
         trainer.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=False)
         trainer.optimizer.build(net.trainable_variables)
         step = tf.function(trainer.train_step, jit_compile=False)
-        t_sandwich = timed(lambda: step((images, labels))["loss"].numpy(), steps)
+        batch = (images, labels)
+        t_sandwich = timed(lambda step=step, batch=batch: step(batch)["loss"].numpy(), steps)
         t_static = 0.0
         for arch in [space.largest(), space.smallest(), *randoms]:
             model = static.build_static_model(space, arch, image_size=size)

@@ -50,7 +50,8 @@ SCRIPT = textwrap.dedent(
             trainer.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
                             jit_compile=False)
         trainer.fit(ds, epochs=1, verbose=0)
-        return [v.numpy() for v in net.trainable_variables], int(trainer.optimizer.iterations)
+        steps = int(trainer.optimizer.iterations.numpy())
+        return [v.numpy() for v in net.trainable_variables], steps
 
     mirrored = distribute.make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
@@ -58,7 +59,9 @@ SCRIPT = textwrap.dedent(
     # The subnets each replica samples at a few steps.
     scheme = schemes.SandwichScheme(space, seed=3, num_random=2)
     per_replica = mirrored.run(
-        tf.function(lambda: tf.stack([m.arch for m in scheme.members(tf.constant(5, tf.int64))]))
+        tf.function(
+            lambda: tf.stack([m.arch for m in scheme.members(tf.constant(5, tf.int64))])
+        )
     )
     archs = [a.numpy().tolist() for a in mirrored.experimental_local_results(per_replica)]
 

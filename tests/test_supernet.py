@@ -1,7 +1,7 @@
 """The supernet: one trace for every arch, exact extraction, serialization, weight sources."""
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -62,6 +62,7 @@ def test_one_trace_serves_every_arch(net):
     assert infer.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.slow
 def test_one_trace_for_training_calls_of_every_arch(net):
     if net.space.name != "fmnist":
         pytest.skip("the training trace is the same code; one space keeps the suite fast")
@@ -138,7 +139,9 @@ def test_copies_follow_the_arch():
 
 def test_in_graph_sampler_draws_valid_uniform_archs():
     space = ss.get_space("fmnist")
-    sample = tf.function(lambda step: sampling.uniform_arch(sampling.member_seed(7, step, 0), space))
+    sample = tf.function(
+        lambda step: sampling.uniform_arch(sampling.member_seed(7, step, 0), space)
+    )
     codes = ["".join(map(str, sample(tf.constant(t, tf.int64)).numpy())) for t in range(300)]
     archs = [space.parse(code) for code in codes]  # raises on any invalid code
     assert len(set(codes)) == 300

@@ -510,7 +510,9 @@ class SimplexNet(keras.layers.Layer):
         self.hidden_layer = keras.layers.Dense(hidden, activation="relu", name="hidden")
         # Zero-initialized logits give the uniform code 1/K at the start, so that all K
         # dictionaries start equally trained (the paper's warm-up state).
-        self.logits_layer = keras.layers.Dense(num_kernels, kernel_initializer="zeros", name="logits")
+        self.logits_layer = keras.layers.Dense(
+            num_kernels, kernel_initializer="zeros", name="logits"
+        )
 
     def build(self, input_shape):
         self.hidden_layer.build(input_shape)

@@ -27,8 +27,8 @@ the ``mix`` passed to ``call``.
 
 from __future__ import annotations
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfnas import elastic

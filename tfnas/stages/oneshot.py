@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import keras
-from absl import logging
 
 from tfnas import callbacks as callbacks_lib
 from tfnas import data as data_lib
@@ -32,7 +31,7 @@ from tfnas.stages import registry
 STAGE = "oneshot"
 
 
-class TrainingDiverged(ValueError):
+class TrainingDivergedError(ValueError):
     """The loss became NaN; the last good checkpoint is kept."""
 
 
@@ -45,7 +44,12 @@ def steps_per_epoch(config) -> int:
 
 
 def train_supernet(config, stage_dir: Path, strategy=None):
-    """Builds, (re)stores and trains the supernet; returns (supernet, history, guard)."""
+    """Builds, (re)stores and trains the supernet.
+
+    Returns:
+        (trainer, initial_epoch): the `SupernetTrainer` (its ``supernet`` trained) and the
+        epoch training resumed at (0 on a fresh run).
+    """
     strategy = strategy or distribute.make_strategy(config.train.strategy)
     distribute.check_global_batch(config.train.batch_size, strategy)
     steps = steps_per_epoch(config)
@@ -75,7 +79,7 @@ def train_supernet(config, stage_dir: Path, strategy=None):
     checkpoint = callbacks_lib.EpochCheckpoint(stage_dir / "checkpoints", guard)
     initial_epoch = checkpoint.restore(trainer)
     if initial_epoch:
-        logging.info("Resuming from the checkpoint after epoch %d.", initial_epoch)
+        print(f"oneshot: resuming from the checkpoint after epoch {initial_epoch}.")
     callbacks = [
         guard,
         callbacks_lib.Throughput(config.train.batch_size),
@@ -85,9 +89,8 @@ def train_supernet(config, stage_dir: Path, strategy=None):
             update_freq=max(1, int(config.train.get("log_every_steps", 10))),
         ),
     ]
-    history = None
     if initial_epoch < config.train.epochs:
-        history = trainer.fit(
+        trainer.fit(
             dataset,
             epochs=config.train.epochs,
             steps_per_epoch=steps,
@@ -97,14 +100,14 @@ def train_supernet(config, stage_dir: Path, strategy=None):
         )
     if guard.failed_at is not None:
         epoch, batch = guard.failed_at
-        raise TrainingDiverged(
+        raise TrainingDivergedError(
             f"Training stopped: the loss became NaN or infinite at epoch {epoch + 1}, step "
             f"{batch + 1}. The last good checkpoint (after epoch "
             f"{checkpoint.completed_epochs()}) is kept in {checkpoint.directory}. Lower "
             "--config.train.learning_rate (or raise warmup_epochs) and run the same command "
             "again to resume from it."
         )
-    return supernet, history, guard
+    return trainer, initial_epoch
 
 
 def score_extremes(config, supernet) -> dict[str, float]:
@@ -148,12 +151,21 @@ def make_evaluator(config, supernet) -> evaluation.SubnetEvaluator:
 @registry.register(STAGE, help="Train the supernet (sandwich rule by default).")
 def run(config, args: registry.StageArgs) -> int:
     stage_dir = Path(args.workdir) / STAGE
-    supernet, _, _ = train_supernet(config, stage_dir)
+    trainer, initial_epoch = train_supernet(config, stage_dir)
+    supernet = trainer.supernet
     path = stage_dir / "supernet.keras"
     supernet.save(path)
     scores = score_extremes(config, supernet)
-    (stage_dir / "report.json").write_text(json.dumps(scores, indent=2))
+    report = dict(
+        accuracy=scores,
+        split=config.evaluate.split,
+        steps=int(trainer.optimizer.iterations.numpy()),
+        resumed_from_epoch=initial_epoch,
+    )
+    (stage_dir / "report.json").write_text(json.dumps(report, indent=2))
     for name, acc in scores.items():
         print(f"{name} subnet accuracy ({config.evaluate.split}, BN recalibrated): {acc:.4f}")
-    registry.write_manifest(args.workdir, STAGE, supernet=str(path), report=str(stage_dir / "report.json"))
+    registry.write_manifest(
+        args.workdir, STAGE, supernet=str(path), report=str(stage_dir / "report.json")
+    )
     return 0
