@@ -33,8 +33,12 @@ to fix it. The schema is in docs/DESIGN.md; the fields are:
   ``train_subset``, ``split``, ``batch_size``, ``eval_batch_size``, ``epochs``,
   ``warmup_epochs``, ``learning_rate``, ``momentum``, ``nesterov``, ``weight_decay``,
   ``dropout``).
-- ``export``: ``root`` (directory of exports), ``run`` (sub-directory; empty: ``name``),
-  ``overwrite``.
+- ``export``: ``root`` (directory of exports, relative to the current directory), ``run``
+  (sub-directory; empty: ``name``; each arch goes to ``<root>/<run>/<code>/``),
+  ``overwrite``, ``supernet`` (empty: the ``oneshot`` stage's manifest, else a freshly
+  initialized supernet), ``codes`` (default of ``--codes``; both empty: the ``top_k``
+  best archs of the ``evaluate`` stage's results), ``top_k``, ``recalibrate`` (BN
+  recalibration of each arch before it is exported, as ``evaluate.recalibration`` says).
 
 This module imports neither TensorFlow nor the search space at import time: `validate_config`
 imports `tfnas.search_space` and `tfnas.data` when it runs.
@@ -175,7 +179,17 @@ def base_config(
             dropout=0.0,
         )
     )
-    config.export = ml_collections.ConfigDict(dict(root="saved_models", run="", overwrite=False))
+    config.export = ml_collections.ConfigDict(
+        dict(
+            root="saved_models",
+            run="",
+            overwrite=False,
+            supernet="",
+            codes="",
+            top_k=5,
+            recalibrate=True,
+        )
+    )
     return config
 
 
@@ -467,4 +481,8 @@ def validate_config(config: Any) -> Any:
     _check_str(config, "export.root", allow_empty=False)
     _check_str(config, "export.run")
     _check_bool(config, "export.overwrite")
+    _check_str(config, "export.supernet")
+    _check_str(config, "export.codes")
+    _check_int(config, "export.top_k", 1)
+    _check_bool(config, "export.recalibrate")
     return config

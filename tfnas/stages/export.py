@@ -1,0 +1,223 @@
+"""Stage ``export``: one SavedModel (serving signature + metadata) per arch.
+
+    bin/train --stage=export --config=configs/fmnist.py --workdir=/tmp/run \\
+        [--codes=FILE|CODE,CODE] [--config.export.root=saved_models] [--overwrite]
+
+Which archs: ``--codes`` (a competition JSON, a text file of codes, or ``CODE,CODE``), else
+``config.export.codes``, else the ``config.export.top_k`` most accurate archs of the
+``evaluate`` stage's ``results.json`` in the same workdir.
+
+Which supernet: ``config.export.supernet`` (a ``.keras`` file), else the one the ``oneshot``
+stage's manifest names, else a freshly initialized supernet (``config.seed``; a warning is
+printed: its subnets are untrained, useful only to try the pipeline).
+
+Each arch is BN-recalibrated first (``config.export.recalibrate``, on by default: the
+supernet is trained without running statistics, ``supernet.bn_momentum=1.0``) with the
+recalibration batches of ``config.evaluate.recalibration`` -- the same ones the
+``evaluate`` stage scores with -- and then exported by `tfnas.export.export_subnet` to
+``<config.export.root>/<config.export.run or config.name>/<code>/`` (root relative to the
+current directory). An existing export directory is replaced only with ``--overwrite`` (or
+``config.export.overwrite``); every target is checked before any work starts. The metadata
+records the supernet checkpoint and its sha256, and the arch's accuracy from the
+``evaluate`` results when the workdir has them. ``<workdir>/export/manifest.json`` lists the
+exports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+
+from tfnas import codes as codes_lib
+from tfnas import export as export_lib
+from tfnas import search_space as ss
+from tfnas import supernet as supernet_lib
+from tfnas.stages import registry
+
+STAGE = "export"
+EVALUATE = "evaluate"
+ONESHOT = "oneshot"
+
+
+def export_run_dir(config) -> Path:
+    """``<export.root>/<export.run or name>``."""
+    return Path(config.export.root) / (config.export.get("run", "") or config.name)
+
+
+def _evaluate_results(workdir) -> tuple[str | None, list[dict]]:
+    """(path, rows) of the evaluate stage's results.json in ``workdir``; (None, []) if none."""
+    path = registry.read_manifest(workdir, EVALUATE).get("results")
+    if not path:
+        return None, []
+    try:
+        rows = [
+            dict(row, code=str(row["code"]), acc=float(row["acc"]))
+            for row in json.loads(Path(path).read_text())["results"]
+        ]
+    except FileNotFoundError:
+        raise ValueError(
+            f"{registry.stage_dir(workdir, EVALUATE) / registry.MANIFEST_FILE} names {path}, "
+            f"which does not exist; run --stage=evaluate with --workdir={workdir} again, or "
+            "pass --codes"
+        ) from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"{path} is not an evaluate results file ({type(err).__name__}: {err}); expected "
+            '{"results": [{"code": ..., "acc": ...}, ...]}'
+        ) from None
+    return path, rows
+
+
+def _evaluate_split(config, workdir) -> str:
+    """The split the evaluate stage scored on (its config.json), else this config's."""
+    try:
+        saved = json.loads(
+            (registry.stage_dir(workdir, EVALUATE) / registry.CONFIG_FILE).read_text()
+        )
+        return str(saved["evaluate"]["split"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(config.evaluate.split)
+
+
+def select_archs(config, args: registry.StageArgs) -> list[tuple[str, str]]:
+    """[(key, code)] to export, each code once, validated against the config's space.
+
+    Raises:
+      ValueError: no codes and no evaluate results; an invalid code (prefixed by its key).
+    """
+    space = ss.get_space(config.space)
+    spec = args.codes or config.export.get("codes", "")
+    if spec:
+        records = codes_lib.parse_codes_arg(spec)
+    else:
+        path, rows = _evaluate_results(args.workdir)
+        if path is None:
+            raise ValueError(
+                "No archs to export: pass --codes=FILE (competition JSON or one code per line) "
+                "or --codes=CODE,CODE, set --config.export.codes, or run --stage=evaluate "
+                f"with --workdir={args.workdir} first (then the best "
+                "--config.export.top_k archs of its results are exported)."
+            )
+        ranked = sorted(rows, key=lambda r: -float(r["acc"]))  # stable: ties keep file order
+        top = ranked[: int(config.export.top_k)]
+        records = [codes_lib.ArchRecord(f"top{i}", r["code"]) for i, r in enumerate(top, 1)]
+        print(f"export: the best {len(records)} of {len(rows)} archs of {path}")
+    selected, seen = [], set()
+    for record in records:
+        try:
+            code = space.parse(record.code).code
+        except ValueError as err:
+            raise ValueError(f"--codes: {record.key}: {err}") from None
+        if code not in seen:
+            seen.add(code)
+            selected.append((record.key, code))
+    return selected
+
+
+def load_supernet(config, workdir):
+    """(supernet, source metadata) from export.supernet, the oneshot manifest, or fresh."""
+    path = config.export.get("supernet", "")
+    origin = "--config.export.supernet"
+    if not path:
+        path = registry.read_manifest(workdir, ONESHOT).get("supernet", "")
+        origin = f"{registry.stage_dir(workdir, ONESHOT) / registry.MANIFEST_FILE}"
+    if not path:
+        print(
+            "export: WARNING: no trained supernet (config.export.supernet is empty and "
+            f"{workdir}/oneshot/manifest.json names none): exporting subnets of a FRESHLY "
+            f"INITIALIZED supernet (seed {config.seed}); their weights are untrained. Set "
+            "--config.export.supernet=PATH or run --stage=oneshot first."
+        )
+        keras.utils.set_random_seed(config.seed)
+        supernet = supernet_lib.build_supernet(config.supernet, config.space)
+        return supernet, export_lib.source_metadata(None, seed=config.seed)
+    if not Path(path).is_file():
+        raise ValueError(
+            f"supernet {path} (from {origin}) does not exist; set --config.export.supernet to "
+            "a supernet.keras file or run --stage=oneshot"
+        )
+    supernet = keras.saving.load_model(path)
+    if supernet.space.name != config.space:
+        raise ValueError(
+            f"supernet {path} is of the {supernet.space.name!r} space but config.space is "
+            f"{config.space!r}; use the config it was trained with"
+        )
+    return supernet, export_lib.source_metadata(path)
+
+
+def _recalibrator(config, supernet):
+    """`oneshot.make_evaluator` (the evaluate stage's recalibration batches), with one
+    evaluation batch: export only recalibrates, so the eval split is not cached."""
+    from tfnas.stages import oneshot
+
+    light = config.copy_and_resolve_references()
+    light.evaluate.num_batches = 1
+    return oneshot.make_evaluator(light, supernet)
+
+
+@registry.register(STAGE, help="Export archs as SavedModels (serving signature + metadata).")
+def run(config, args: registry.StageArgs) -> int:
+    archs = select_archs(config, args)
+    overwrite = bool(args.overwrite or config.export.get("overwrite", False))
+    run_dir = export_run_dir(config)
+    targets = [export_lib.check_target(run_dir / code, overwrite) for _, code in archs]
+
+    supernet, source = load_supernet(config, args.workdir)
+    results_path, rows = _evaluate_results(args.workdir)
+    accuracy = {r["code"]: float(r["acc"]) for r in rows}
+    recalibrate = bool(config.export.get("recalibrate", True))
+    evaluator = _recalibrator(config, supernet) if recalibrate else None
+    recal = config.evaluate.recalibration
+    preprocessing = export_lib.preprocessing_metadata(config.data)
+    space = supernet.space
+
+    exports = []
+    for (key, code), target in zip(archs, targets):
+        if evaluator is not None:
+            evaluator.recalibrate(code)
+        metrics = {}
+        if code in accuracy:
+            metrics = {
+                "acc": accuracy[code],
+                "kind": "top-1 with the supernet's weights after BN recalibration",
+                "split": _evaluate_split(config, args.workdir),
+                "results": str(results_path),
+            }
+        bn = {"recalibrated": recalibrate}
+        if recalibrate:
+            bn.update(
+                split=recal.split,
+                batch_size=int(recal.batch_size),
+                num_batches=int(recal.num_batches),
+                mode=recal.mode,
+                seed=int(config.seed) + 1,
+            )
+        metadata = {
+            "key": key,
+            "config_name": config.name,
+            "source": source,
+            "bn_statistics": bn,
+            "preprocessing": preprocessing,
+            "metrics": metrics,
+        }
+        path = export_lib.export_subnet(
+            supernet, code, target, metadata=metadata, overwrite=overwrite
+        )
+        size = export_lib.directory_size(path)
+        arch = space.parse(code)
+        exports.append({"key": key, "code": code, "path": str(path), "bytes": size, **metrics})
+        print(
+            f"export: {key} -> {path} ({size / 1e6:.2f} MB, {space.flops(arch) / 1e6:.2f} M "
+            f"MACs, {space.params(arch) / 1e6:.3f} M params)"
+        )
+    registry.write_manifest(
+        args.workdir,
+        STAGE,
+        root=str(run_dir),
+        exports=exports,
+        supernet=source["checkpoint"] or source["description"],
+    )
+    print(f"export: {len(exports)} SavedModels in {run_dir}")
+    return 0
