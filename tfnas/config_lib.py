@@ -33,6 +33,8 @@ to fix it. The schema is in docs/DESIGN.md; the fields are:
   ``train_subset``, ``split``, ``batch_size``, ``eval_batch_size``, ``epochs``,
   ``warmup_epochs``, ``learning_rate``, ``momentum``, ``nesterov``, ``weight_decay``,
   ``dropout``).
+- ``rank``: ``ks``, ``bootstrap``, ``seed``, ``drop_unmatched_pred`` (see
+  `tfnas.stages.rank`).
 - ``export``: ``root`` (directory of exports, relative to the current directory), ``run``
   (sub-directory; empty: ``name``; each arch goes to ``<root>/<run>/<code>/``),
   ``overwrite``, ``supernet`` (empty: the ``oneshot`` stage's manifest, else a freshly
@@ -189,6 +191,12 @@ def base_config(
             top_k=5,
             recalibrate=True,
         )
+    )
+    # The rank stage's report (tfnas.stages.rank): top-k specs (ints absolute, floats in
+    # (0, 1) fractions), bootstrap resamples per CI and their seed, and whether scored codes
+    # without ground truth are ignored (else an error).
+    config.rank = ml_collections.ConfigDict(
+        dict(ks=(5, 10, 0.1, 0.25, 0.5), bootstrap=1000, seed=0, drop_unmatched_pred=False)
     )
     return config
 
