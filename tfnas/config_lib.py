@@ -24,7 +24,10 @@ to fix it. The schema is in docs/DESIGN.md; the fields are:
   over the training split), ``learning_rate`` (peak, after the linear warm-up; cosine decay to
   0), ``momentum``, ``nesterov``, ``weight_decay`` (largest subnet only), ``warmup_epochs``,
   ``label_smoothing``, ``num_random_subnets`` (sandwich), ``strategy``, ``log_every_steps``,
-  ``checkpoint_every_epochs``, ``verbose`` (Keras fit verbosity).
+  ``checkpoint_every_epochs``, ``verbose`` (Keras fit verbosity), ``monitor``
+  {``enabled``, ``ground_truth`` (competition or results JSON with ``acc``), ``every_epochs``,
+  ``max_archs`` (0: all)}: Kendall tau etc. of the supernet against stand-alone accuracies
+  during training, logged and used to keep the best-tau checkpoint only (`tfnas.monitor`).
 - ``evaluate``: ``codes`` (default of ``--codes``), ``supernet`` (empty: the ``oneshot``
   stage's manifest), ``split``, ``batch_size``, ``num_batches`` (0: the whole split),
   ``log_every``, ``recalibration`` {``split``, ``batch_size``, ``num_batches``, ``augment``,
@@ -145,6 +148,9 @@ def base_config(
             log_every_steps=50,
             checkpoint_every_epochs=1,
             verbose=2,
+            # tfnas.monitor.RankingMonitor: the ground truth selects a checkpoint and is
+            # logged; it never enters a loss.
+            monitor=dict(enabled=False, ground_truth="", every_epochs=1, max_archs=0),
         )
     )
     config.evaluate = ml_collections.ConfigDict(
@@ -440,6 +446,15 @@ def validate_config(config: Any) -> Any:
     _check_choice(config, "train.strategy", STRATEGIES)
     _check_int(config, "train.log_every_steps", 1)
     _check_int(config, "train.checkpoint_every_epochs", 1)
+    if _check_bool(config, "train.monitor.enabled"):
+        _check_str(config, "train.monitor.ground_truth", allow_empty=False)
+    _check_int(config, "train.monitor.every_epochs", 1)
+    if _check_int(config, "train.monitor.max_archs", 0) in (1, 2):
+        raise _fail(
+            "train.monitor.max_archs",
+            _get(config, "train.monitor.max_archs"),
+            "0 (all archs) or at least 3 (a rank correlation needs 3)",
+        )
 
     # evaluate
     _check_str(config, "evaluate.codes")

@@ -203,12 +203,6 @@ def test_resume_after_a_kill_between_two_archs(setup, full, tmp_path):
     assert _outputs(tmp_path) == _outputs(full.workdir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="tfnas/stages/evaluate.py appends after a torn last line: the first new row "
-    "joins it on one unparseable line and is lost, so write_outputs raises KeyError",
-)
 def test_resume_after_a_kill_mid_write(setup, full, tmp_path):
     _killed_copy(full, tmp_path, torn=True)
     try:

@@ -68,6 +68,14 @@ def results_path(stage_dir: Path, index: int, count: int) -> Path:
     return stage_dir / f"results{suffix}.jsonl"
 
 
+def drop_torn_line(path: Path) -> None:
+    """Cuts a last line left unfinished by a kill, so that appends start on a fresh line."""
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
 def read_results_lines(lines) -> dict[str, dict]:
     """{code: row} of JSON lines; a torn line (a kill mid-write) is ignored."""
     done = {}
@@ -123,14 +131,15 @@ def run(config, args: registry.StageArgs) -> int:
     stage_dir.mkdir(parents=True, exist_ok=True)
     mine = shard_codes(unique_codes(records), index, count)
     path = results_path(stage_dir, index, count)
+    drop_torn_line(path)
     done = read_results(path)
     todo = [c for c in mine if c not in done]
     print(
         f"evaluate: {len(records)} records, {len(unique_codes(records))} unique codes, shard "
         f"{index}/{count}: {len(mine)} codes, {len(mine) - len(todo)} already done."
     )
+    source = supernet_path(config, args.workdir) if todo else ""
     if todo:
-        source = supernet_path(config, args.workdir)
         supernet = keras.saving.load_model(source)
         evaluator = oneshot.make_evaluator(config, supernet)
         space = ss.get_space(config.space)
@@ -152,17 +161,18 @@ def run(config, args: registry.StageArgs) -> int:
                         f"ETA {eta:.1f} min"
                     )
     if count == 1:
-        write_outputs(config, args.workdir, spec, records, read_results(path))
+        write_outputs(config, args.workdir, spec, records, read_results(path), source)
     return 0
 
 
-def write_outputs(config, workdir, spec, records, scored: dict[str, dict]) -> None:
+def write_outputs(config, workdir, spec, records, scored: dict[str, dict], source="") -> None:
     """results.json and the competition JSON with acc filled, in the input's order."""
     stage_dir = Path(workdir) / STAGE
     rows = [scored[c] for c in unique_codes(records)]
     results = stage_dir / "results.json"
     results.write_text(
-        json.dumps({"supernet": config.evaluate.get("supernet", ""), "results": rows}, indent=1)
+        json.dumps({"supernet": source or config.evaluate.get("supernet", ""), "results": rows},
+                   indent=1)
     )
     stem = Path(spec).stem if os.path.exists(spec) else "codes"
     filled = [codes_lib.ArchRecord(r.key, r.code, scored[r.code]["acc"]) for r in records]

@@ -8,7 +8,9 @@ sandwich member's loss, learning rate, images/s, step time), ``supernet.keras`` 
 trained supernet, self-describing) and ``manifest.json`` naming it -- later stages find
 the supernet through ``config.evaluate.supernet`` or, when that is empty, this manifest.
 At the end it reports the accuracy of the largest and smallest subnets after BN
-recalibration (``report.json``).
+recalibration (``report.json``). With ``train.monitor.enabled``, `tfnas.monitor.RankingMonitor`
+logs Kendall tau against ``train.monitor.ground_truth`` every few epochs
+(``tensorboard/ranking``) and keeps the best-tau supernet in ``monitor/best_tau.keras``.
 """
 
 from __future__ import annotations
@@ -89,6 +91,17 @@ def train_supernet(config, stage_dir: Path, strategy=None):
             update_freq=max(1, int(config.train.get("log_every_steps", 10))),
         ),
     ]
+    monitor = config.train.get("monitor", None)
+    if monitor is not None and monitor.get("enabled", False):
+        from tfnas import monitor as monitor_lib  # imports tfnas.stages.rank
+
+        # Before TensorBoard, which then also logs the ranking metrics it adds to the logs.
+        callbacks.insert(
+            -1,
+            monitor_lib.RankingMonitor.from_config(
+                config, stage_dir, lambda net: make_evaluator(config, net)
+            ),
+        )
     if initial_epoch < config.train.epochs:
         trainer.fit(
             dataset,

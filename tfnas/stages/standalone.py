@@ -107,6 +107,7 @@ def run(config, args: registry.StageArgs) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     rec = recipe(config)
     digest = recipe_hash(rec)
+    evaluate_stage.drop_torn_line(path)
     header, done = read_ground_truth(path)
     if header is None:
         header = {"version": FORMAT_VERSION, "recipe_hash": digest, "recipe": rec}
