@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from configs import fmnist
-from tfnas.stages import oneshot
+from tfnas.stages import oneshot, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +62,7 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes(tmp_path):
     assert all(0.0 <= a <= 1.0 for a in report["accuracy"].values())
     assert (tmp_path / "oneshot" / "supernet.keras").exists()
     assert (tmp_path / "oneshot" / "config.json").exists()
-    manifest = json.loads((tmp_path / "oneshot" / "manifest.json").read_text())
+    manifest = registry.read_manifest(tmp_path, "oneshot")
     assert manifest["supernet"].endswith("supernet.keras")
     assert list((tmp_path / "oneshot" / "tensorboard").rglob("events.out.tfevents*"))
 
