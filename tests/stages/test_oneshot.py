@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from configs import fmnist
-from tfnas.stages import oneshot, registry
+from tfnas.stages import oneshot
+from tfnas.stages import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
