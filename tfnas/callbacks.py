@@ -49,10 +49,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
     from it, continues where it was.
     """
 
-    def __init__(self, directory, guard: NanGuard | None = None):
+    def __init__(self, directory, guard: NanGuard | None = None, every_epochs: int = 1):
         super().__init__()
+        if every_epochs < 1:
+            raise ValueError(
+                f"checkpoint every_epochs must be >= 1, received {every_epochs}. Set "
+                "--config.train.checkpoint_every_epochs."
+            )
         self.directory = Path(directory)
         self.guard = guard
+        self.every_epochs = int(every_epochs)
         self.weights_path = self.directory / "last.weights.h5"
         self.state_path = self.directory / "state.json"
 
@@ -61,18 +67,35 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return 0
         return int(json.loads(self.state_path.read_text())["epochs"])
 
-    def restore(self, model) -> int:
-        """Loads the last checkpoint into ``model`` (if any); returns the epoch to start at."""
+    def restore(self, model, steps_per_epoch: int | None = None) -> int:
+        """Loads the last checkpoint into ``model`` (if any); returns the epoch to start at.
+
+        Call it inside the strategy's scope. With ``steps_per_epoch``, the epoch comes from
+        the restored step counter, which is saved in the same file as the weights (so a kill
+        between writing the weights and ``state.json`` cannot make them disagree).
+        """
         epochs = self.completed_epochs()
-        if epochs and self.weights_path.exists():
-            if model.optimizer is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
+        if not (epochs and self.weights_path.exists()):
+            return 0
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        try:
             model.load_weights(self.weights_path)
-            return epochs
-        return 0
+        except ValueError as err:
+            raise ValueError(
+                f"The checkpoint {self.weights_path} does not fit this model ({err}). It was "
+                "written with another supernet or scheme config; use another --workdir or "
+                "restore that config."
+            ) from None
+        if steps_per_epoch and model.optimizer is not None:
+            return int(model.optimizer.iterations.numpy()) // steps_per_epoch
+        return epochs
 
     def on_epoch_end(self, epoch, logs=None):
         if self.guard is not None and self.guard.failed_at is not None:
+            return
+        last = self.params.get("epochs") if self.params else None
+        if (epoch + 1) % self.every_epochs and epoch + 1 != last:
             return
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):

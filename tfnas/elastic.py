@@ -495,7 +495,9 @@ class SimplexNet(keras.layers.Layer):
     """Maps an arch encoding to a K-shot simplex code (K-shot NAS, ICML 2021, §3.3).
 
     A small MLP (``hidden`` units, ReLU) followed by a softmax, so the output lies on the
-    simplex. It is trained in alternation with the supernet weights by the K-shot scheme.
+    simplex. Its weights are trainable variables of the supernet, so any scheme's step
+    updates them with the kernels (the K-shot paper alternates the two; a K-shot scheme can
+    do so by choosing which variables its step updates).
 
     Args:
         num_kernels: K, the length of the code.

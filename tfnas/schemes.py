@@ -68,9 +68,10 @@ class SandwichScheme(Scheme):
 
     def __init__(self, space, seed=0, num_random=2, dropout=0.0):
         super().__init__(space, seed)
-        if num_random < 0:
+        if not 0 <= num_random < sampling.MAX_MEMBERS:
             raise ValueError(
-                f"num_random_subnets must be >= 0, received {num_random}. Set "
+                f"num_random_subnets must be in 0..{sampling.MAX_MEMBERS - 1} (distinct "
+                f"sampling seeds per step), received {num_random}. Set "
                 "--config.train.num_random_subnets."
             )
         self.num_random = num_random

@@ -46,6 +46,11 @@ def arch_tensor(arch, space: ss.SearchSpace | None = None) -> tf.Tensor:
     rules); a tensor is passed through.
     """
     if isinstance(arch, tf.Tensor):
+        if arch.shape.rank is not None and arch.shape != [ss.CODE_LENGTH]:
+            raise ValueError(
+                f"An arch tensor must hold the {ss.CODE_LENGTH} digits of a code, received "
+                f"shape {arch.shape}. Use tfnas.supernet.arch_tensor(code)."
+            )
         return tf.cast(arch, tf.int32)
     if isinstance(arch, str):
         arch = space.parse(arch) if space is not None else ss.Arch.from_code(arch)
@@ -57,7 +62,10 @@ def arch_tensor(arch, space: ss.SearchSpace | None = None) -> tf.Tensor:
             f"An arch must be an Arch, a {ss.CODE_LENGTH}-digit code or {ss.CODE_LENGTH} "
             f"digits; received {type(arch).__name__} of shape {digits.shape}."
         )
-    return tf.constant(digits, dtype=tf.int32)
+    # Validate: an out-of-range digit would gather silently wrong widths on GPUs.
+    code = "".join(str(int(d)) if 0 <= int(d) <= 9 else "?" for d in digits)
+    arch = space.parse(code) if space is not None else ss.Arch.from_code(code)
+    return tf.constant(arch.digits(), dtype=tf.int32)
 
 
 def arch_tensors(archs, space: ss.SearchSpace | None = None) -> tf.Tensor:

@@ -31,21 +31,34 @@ def l2_penalty(variables) -> tf.Tensor:
     return 0.5 * tf.add_n([tf.reduce_sum(tf.square(v.value)) for v in kernels])
 
 
-def make_optimizer(train_config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """SGD with momentum, linear warm-up then cosine decay to 0 (seed paper 000 §3.1)."""
-    total = max(1, int(train_config.epochs * steps_per_epoch))
-    warmup = min(total - 1, int(train_config.warmup_epochs * steps_per_epoch))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else train_config.learning_rate,
+def warmup_cosine(learning_rate, epochs, warmup_epochs, steps_per_epoch):
+    """Linear warm-up from 0 to ``learning_rate``, then cosine decay to 0 (per step)."""
+    total = max(1, int(epochs * steps_per_epoch))
+    warmup = min(total - 1, int(warmup_epochs * steps_per_epoch))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else learning_rate,
         decay_steps=total - warmup,
         alpha=0.0,
-        warmup_target=train_config.learning_rate if warmup else None,
+        warmup_target=learning_rate if warmup else None,
         warmup_steps=warmup,
     )
+
+
+def make_optimizer(recipe, steps_per_epoch: int, weight_decay=None) -> keras.optimizers.SGD:
+    """SGD with momentum and `warmup_cosine` (seed paper 000 §3.1).
+
+    ``recipe`` is a config section with ``learning_rate``, ``epochs``, ``warmup_epochs``,
+    ``momentum`` and ``nesterov`` (``train`` or ``standalone``). ``weight_decay`` here is
+    Keras's decoupled decay of every variable (the stand-alone recipe); the supernet's
+    weight decay is an L2 term on the largest subnet's loss instead (`SupernetTrainer`).
+    """
     return keras.optimizers.SGD(
-        learning_rate=schedule,
-        momentum=train_config.momentum,
-        nesterov=bool(train_config.nesterov),
+        learning_rate=warmup_cosine(
+            recipe.learning_rate, recipe.epochs, recipe.warmup_epochs, steps_per_epoch
+        ),
+        momentum=recipe.momentum,
+        nesterov=bool(recipe.nesterov),
+        weight_decay=weight_decay,
     )
 
 

@@ -77,11 +77,16 @@ def train_supernet(config, stage_dir: Path, strategy=None):
             optimizer=trainer_lib.make_optimizer(config.train, steps),
             jit_compile=False,  # slicing with tensor sizes recompiles per arch under XLA
         )
-    guard = callbacks_lib.NanGuard()
-    checkpoint = callbacks_lib.EpochCheckpoint(stage_dir / "checkpoints", guard)
-    initial_epoch = checkpoint.restore(trainer)
+        guard = callbacks_lib.NanGuard()
+        checkpoint = callbacks_lib.EpochCheckpoint(
+            stage_dir / "checkpoints", guard, every_epochs=config.train.checkpoint_every_epochs
+        )
+        # Inside the scope: restoring builds the optimizer's slots, which must be mirrored.
+        initial_epoch = checkpoint.restore(trainer, steps)
     if initial_epoch:
         print(f"oneshot: resuming from the checkpoint after epoch {initial_epoch}.")
+        # Continue the data stream where the checkpointed run was, not from its start.
+        dataset = dataset.skip(initial_epoch * steps)
     callbacks = [
         guard,
         callbacks_lib.Throughput(config.train.batch_size),

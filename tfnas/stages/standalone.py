@@ -30,6 +30,7 @@ import keras
 from tfnas import data as data_lib
 from tfnas import search_space as ss
 from tfnas import static
+from tfnas import trainer as trainer_lib
 from tfnas.stages import evaluate as evaluate_stage
 from tfnas.stages import registry
 
@@ -75,19 +76,15 @@ def train_standalone(config, arch, seed: int) -> tuple[float, float]:
     train = data_lib.build_dataset(data_config, "train", sa.batch_size, training=True, seed=seed)
     test = data_lib.build_dataset(config.data, sa.split, sa.eval_batch_size, training=False)
     steps = data_lib.dataset_info(data_config)["num_train"] // sa.batch_size
-    total = max(1, sa.epochs * steps)
-    warmup = min(total - 1, int(sa.warmup_epochs * steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else sa.learning_rate,
-        total - warmup,
-        warmup_target=sa.learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
+    if steps < 1:
+        raise ValueError(
+            f"standalone.train_subset={sa.train_subset} images give no full batch of "
+            f"standalone.batch_size={sa.batch_size}. Raise --config.standalone.train_subset "
+            "or lower --config.standalone.batch_size."
+        )
     model = static.build_static_model(space, arch, dropout=sa.dropout)
     model.compile(
-        optimizer=keras.optimizers.SGD(
-            schedule, momentum=sa.momentum, nesterov=sa.nesterov, weight_decay=sa.weight_decay
-        ),
+        optimizer=trainer_lib.make_optimizer(sa, steps, weight_decay=sa.weight_decay),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=False,
@@ -95,6 +92,17 @@ def train_standalone(config, arch, seed: int) -> tuple[float, float]:
     model.fit(train, epochs=sa.epochs, steps_per_epoch=steps, verbose=0)
     _, acc = model.evaluate(test, verbose=0)
     return float(acc), time.perf_counter() - start
+
+
+def write_results(path: Path) -> None:
+    """The results-JSON twin of a ground-truth file (what `rank` reads), kept current."""
+    header, done = read_ground_truth(path)
+    out = path.with_suffix(".json")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(
+        json.dumps({"recipe": header["recipe"], "results": list(done.values())}, indent=1)
+    )
+    os.replace(tmp, out)
 
 
 @registry.register(STAGE, help="Train archs from scratch: the ranking ground truth.")
@@ -137,10 +145,9 @@ def run(config, args: registry.StageArgs) -> int:
             out.flush()
             os.fsync(out.fileno())
             print(f"standalone: {i}/{len(todo)} {code} acc={acc:.4f} ({seconds:.0f} s)")
-    _, done = read_ground_truth(path)
-    results = path.with_suffix(".json")
-    results.write_text(
-        json.dumps({"recipe": rec, "results": list(done.values())}, indent=1)
+            write_results(path)
+    write_results(path)
+    registry.write_manifest(
+        args.workdir, STAGE, ground_truth=str(path.with_suffix(".json")), jsonl=str(path)
     )
-    registry.write_manifest(args.workdir, STAGE, ground_truth=str(results), jsonl=str(path))
     return 0
