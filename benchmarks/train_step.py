@@ -152,8 +152,8 @@ def bench_sandwich(steps):
         trainer.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=False)
         trainer.optimizer.build(net.trainable_variables)
         step = tf.function(trainer.train_step, jit_compile=False)
-        batch = (images, labels)
-        t_sandwich = timed(lambda step=step, batch=batch: step(batch)["loss"].numpy(), steps)
+        step_data = (images, labels)
+        t_sandwich = timed(lambda step=step, d=step_data: step(d)["loss"].numpy(), steps)
         t_static = 0.0
         for arch in [space.largest(), space.smallest(), *randoms]:
             model = static.build_static_model(space, arch, image_size=size)

@@ -1066,9 +1066,12 @@ def build_dataset(data_config: Any, split: str, batch_size: int, *, training: bo
         def one_epoch(epoch):
             epoch_data = base
             if shuffle:
+                # `shuffle` takes a Python int seed (the epoch is a tensor here): with
+                # reshuffle_each_iteration, each epoch's iterator gets the next order of one
+                # seeded sequence, so the epochs differ and a rebuilt pipeline repeats them.
                 epoch_data = epoch_data.shuffle(
-                    cfg.shuffle_buffer, seed=seed * 1000003 + epoch * 7919 + _SHUFFLE_TAG,
-                    reshuffle_each_iteration=False)
+                    cfg.shuffle_buffer, seed=seed * 1000003 + _SHUFFLE_TAG,
+                    reshuffle_each_iteration=True)
             return epoch_data.map(lambda i, x, y: (epoch, i, x, y))
 
         dataset = epoch_ds.flat_map(one_epoch).map(
