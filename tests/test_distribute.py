@@ -109,3 +109,37 @@ def test_batch_must_divide_by_replicas():
 def test_unknown_strategy_message():
     with pytest.raises(ValueError, match="Unknown strategy 'tpu'; expected one of default"):
         distribute.make_strategy("tpu")
+
+
+class _FakeStrategy:
+    """Just the `cluster_resolver` of a MultiWorkerMirroredStrategy on one task."""
+
+    def __init__(self, cluster, task_type, task_id):
+        import tensorflow as tf
+
+        self.cluster_resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id
+        )
+
+
+@pytest.mark.parametrize(
+    "cluster, task_type, task_id, chief",
+    [
+        ({"worker": ["a:1", "b:1"]}, "worker", 0, True),
+        ({"worker": ["a:1", "b:1"]}, "worker", 1, False),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, "chief", 0, True),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, "worker", 0, False),
+    ],
+)
+def test_only_the_chief_writes_into_the_workdir(tmp_path, cluster, task_type, task_id, chief):
+    strategy = _FakeStrategy(cluster, task_type, task_id)
+    assert distribute.is_chief(strategy) is chief
+    out = distribute.write_dir(tmp_path / "oneshot", strategy)
+    assert (out == tmp_path / "oneshot") is chief
+    if not chief:
+        assert tmp_path not in out.parents and out.is_dir()
+
+
+def test_without_a_cluster_every_process_is_chief(tmp_path):
+    assert distribute.is_chief()
+    assert distribute.write_dir(tmp_path) == tmp_path

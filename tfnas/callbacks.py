@@ -47,9 +47,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
     crash -- even ``kill -9`` mid-epoch -- `restore` loads it and returns the epoch to resume
     from; the step counter comes back with the optimizer, so subnet sampling, which derives
     from it, continues where it was.
+
+    ``write_directory`` (default ``directory``) is where saves go; multi-worker training
+    gives non-chief workers a scratch directory (`tfnas.distribute.write_dir`) while every
+    worker restores from ``directory``, the chief's.
     """
 
-    def __init__(self, directory, guard: NanGuard | None = None, every_epochs: int = 1):
+    def __init__(
+        self, directory, guard: NanGuard | None = None, every_epochs: int = 1, write_directory=None
+    ):
         super().__init__()
         if every_epochs < 1:
             raise ValueError(
@@ -59,6 +65,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.directory = Path(directory)
         self.guard = guard
         self.every_epochs = int(every_epochs)
+        self.write_directory = Path(write_directory) if write_directory else self.directory
         self.weights_path = self.directory / "last.weights.h5"
         self.state_path = self.directory / "state.json"
 
@@ -100,13 +107,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / "tmp.weights.h5"
+        out = self.write_directory
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / "tmp.weights.h5"
         self.model.save_weights(tmp)
-        os.replace(tmp, self.weights_path)
-        tmp_state = self.directory / "state.tmp.json"
+        os.replace(tmp, out / self.weights_path.name)
+        tmp_state = out / "state.tmp.json"
         tmp_state.write_text(json.dumps({"epochs": epoch + 1}))
-        os.replace(tmp_state, self.state_path)
+        os.replace(tmp_state, out / self.state_path.name)
 
 
 class Throughput(keras.callbacks.Callback):

@@ -12,6 +12,12 @@ graph``). Running statistics are not trained at all by default (``bn_momentum=1.
 recalibration computes them per subnet, and its ON_READ/MEAN variables average the
 replicas' estimates when read.
 
+Files under MultiWorkerMirroredStrategy: every worker runs the same code, including the
+saves (reading ON_READ variables needs a collective every worker joins), but only the
+chief writes into the workdir; the others write to private scratch directories
+(`write_dir`), and every worker resumes from the chief's checkpoint (the workdir must be
+on a file system all workers see).
+
 Loss scaling: Keras optimizers all-reduce gradients with SUM, so the single
 `SupernetTrainer.train_step` scales its loss with `scale_loss` -- the only place where the
 number of replicas enters a loss.
@@ -20,6 +26,8 @@ number of replicas enters a loss.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -102,3 +110,33 @@ def local_moments(x: tf.Tensor, axes) -> tuple[tf.Tensor, tf.Tensor]:
     recalibrated statistics equal those of the extracted Keras model.
     """
     return tf.nn.moments(x, axes=axes)
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker cluster.
+
+    The chief is task ``chief``, or ``worker`` 0 in a cluster without a ``chief`` job (the
+    MultiWorkerMirroredStrategy convention).
+    """
+    resolver = getattr(strategy or tf.distribute.get_strategy(), "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if not task_type:
+        return True
+    if task_type == "chief":
+        return True
+    jobs = resolver.cluster_spec().as_dict()
+    return task_type == "worker" and int(resolver.task_id) == 0 and "chief" not in jobs
+
+
+def write_dir(directory, strategy: tf.distribute.Strategy | None = None) -> Path:
+    """Where this process writes the files meant for ``directory``.
+
+    ``directory`` itself on the chief (and without multi-worker training); on the other
+    workers a private scratch directory, so that workers never overwrite each other's (or
+    the chief's) files while still executing the same save calls.
+    """
+    if is_chief(strategy):
+        return Path(directory)
+    resolver = (strategy or tf.distribute.get_strategy()).cluster_resolver
+    prefix = f"tfnas-{resolver.task_type}{resolver.task_id}-{Path(directory).name}-"
+    return Path(tempfile.mkdtemp(prefix=prefix))

@@ -48,6 +48,9 @@ def steps_per_epoch(config) -> int:
 def train_supernet(config, stage_dir: Path, strategy=None):
     """Builds, (re)stores and trains the supernet.
 
+    Under multi-worker training only the chief writes into ``stage_dir``; every worker
+    resumes from the chief's checkpoint (`tfnas.distribute.write_dir`).
+
     Returns:
         (trainer, initial_epoch): the `SupernetTrainer` (its ``supernet`` trained) and the
         epoch training resumed at (0 on a fresh run).
@@ -79,7 +82,10 @@ def train_supernet(config, stage_dir: Path, strategy=None):
         )
         guard = callbacks_lib.NanGuard()
         checkpoint = callbacks_lib.EpochCheckpoint(
-            stage_dir / "checkpoints", guard, every_epochs=config.train.checkpoint_every_epochs
+            stage_dir / "checkpoints",
+            guard,
+            every_epochs=config.train.checkpoint_every_epochs,
+            write_directory=distribute.write_dir(stage_dir / "checkpoints", strategy),
         )
         # Inside the scope: restoring builds the optimizer's slots, which must be mirrored.
         initial_epoch = checkpoint.restore(trainer, steps)
@@ -87,12 +93,13 @@ def train_supernet(config, stage_dir: Path, strategy=None):
         print(f"oneshot: resuming from the checkpoint after epoch {initial_epoch}.")
         # Continue the data stream where the checkpointed run was, not from its start.
         dataset = dataset.skip(initial_epoch * steps)
+    out_dir = distribute.write_dir(stage_dir, strategy)
     callbacks = [
         guard,
         callbacks_lib.Throughput(config.train.batch_size),
         checkpoint,
         keras.callbacks.TensorBoard(
-            str(stage_dir / "tensorboard"),
+            str(out_dir / "tensorboard"),
             update_freq=max(1, int(config.train.get("log_every_steps", 10))),
         ),
     ]
@@ -104,7 +111,7 @@ def train_supernet(config, stage_dir: Path, strategy=None):
         callbacks.insert(
             -1,
             monitor_lib.RankingMonitor.from_config(
-                config, stage_dir, lambda net: make_evaluator(config, net)
+                config, out_dir, lambda net: make_evaluator(config, net)
             ),
         )
     if initial_epoch < config.train.epochs:
@@ -169,9 +176,13 @@ def make_evaluator(config, supernet) -> evaluation.SubnetEvaluator:
 @registry.register(STAGE, help="Train the supernet (sandwich rule by default).")
 def run(config, args: registry.StageArgs) -> int:
     stage_dir = Path(args.workdir) / STAGE
-    trainer, initial_epoch = train_supernet(config, stage_dir)
+    strategy = distribute.make_strategy(config.train.strategy)
+    trainer, initial_epoch = train_supernet(config, stage_dir, strategy)
     supernet = trainer.supernet
-    path = stage_dir / "supernet.keras"
+    # Every worker saves (a collective reads the replicated BN statistics); only the
+    # chief's files land in the workdir.
+    out_dir = distribute.write_dir(stage_dir, strategy)
+    path = out_dir / "supernet.keras"
     supernet.save(path)
     scores = score_extremes(config, supernet)
     report = dict(
@@ -180,10 +191,11 @@ def run(config, args: registry.StageArgs) -> int:
         steps=int(trainer.optimizer.iterations.numpy()),
         resumed_from_epoch=initial_epoch,
     )
-    (stage_dir / "report.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     for name, acc in scores.items():
         print(f"{name} subnet accuracy ({config.evaluate.split}, BN recalibrated): {acc:.4f}")
-    registry.write_manifest(
-        args.workdir, STAGE, supernet=str(path), report=str(stage_dir / "report.json")
-    )
+    if distribute.is_chief(strategy):
+        registry.write_manifest(
+            args.workdir, STAGE, supernet=str(path), report=str(stage_dir / "report.json")
+        )
     return 0
