@@ -496,3 +496,14 @@ def test_plain_dict_config_takes_defaults():
     ds = data.build_dataset({"dataset": "synthetic", "synthetic": {"num_train": 40},
                              "holdout_size": 8}, "train", 4, training=False)
     assert len(_images(ds)) == 32
+
+
+@pytest.mark.parametrize("split, count", [("train", 80), ("holdout", 16), ("test", 24)])
+def test_cardinality_is_known(split, count):
+    cfg = _synthetic(holdout_size=16)
+    one_pass = data.build_dataset(cfg, split, 10, training=False)
+    assert int(one_pass.cardinality()) == -(-count // 10) == sum(1 for _ in one_pass)
+    two = data.build_dataset(cfg, split, 10, training=True, repeat=2)
+    assert int(two.cardinality()) == 2 * count // 10 == sum(1 for _ in two)
+    forever = data.build_dataset(cfg, split, 10, training=True)
+    assert int(forever.cardinality()) == int(tf.data.INFINITE_CARDINALITY)

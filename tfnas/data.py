@@ -1060,6 +1060,13 @@ def build_dataset(data_config: Any, split: str, batch_size: int, *, training: bo
 
         dataset = epoch_ds.flat_map(one_epoch).batch(batch_size, drop_remainder=drop_remainder)
         dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        if epochs > 0:
+            # flat_map hides the size; state it, so that Keras shows a full progress bar and
+            # `evaluate` does not warn that a finite pass "ran out of data".
+            # Batches run across epoch boundaries (like repeat().batch()).
+            total = epochs * len(source.positions)
+            batches = total // batch_size if drop_remainder else -(-total // batch_size)
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     else:
         base = source.dataset
 
@@ -1080,6 +1087,9 @@ def build_dataset(data_config: Any, split: str, batch_size: int, *, training: bo
         dataset = dataset.map(_make_batch_fn(cfg, training, sized=True),
                               num_parallel_calls=tf.data.AUTOTUNE)
 
+    if epochs < 0:
+        dataset = dataset.apply(
+            tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
     options = tf.data.Options()
     options.deterministic = True
     # Sources are in memory or one TFDS read: shard by data under multi-worker.
