@@ -173,3 +173,29 @@ def test_arch_tensor_rejects_bad_input():
         supernet_lib.arch_tensor("12345")
     with pytest.raises(ValueError, match="of shape"):
         supernet_lib.arch_tensor(np.zeros(10, np.int32))
+
+
+def test_zero_init_residual_starts_every_block_as_its_shortcut():
+    """BigNAS §3.2: at initialization only the stem, the shortcuts and the widths of the
+    stage outputs matter -- depths and mid widths do not change the logits."""
+    keras.utils.set_random_seed(0)
+    net = supernet_lib.Supernet(space="fmnist", zero_init_residual=True)
+    net.build()
+    space = net.space
+    deep = space.largest()
+    shallow = ss.Arch(1, ss.MIN_DEPTHS, 1, tuple((7,) * d for d in ss.MIN_DEPTHS), (1, 1, 1, 1))
+    images = _images(space, batch=4)
+    a = net(images, arch=supernet_lib.arch_tensor(deep), training=False)
+    b = net(images, arch=supernet_lib.arch_tensor(shallow), training=False)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    assert float(tf.reduce_max(tf.abs(a))) > 0.0
+    gammas = [v for v in net.trainable_variables if v.path.endswith("bn2/gamma")]
+    assert gammas and all(not np.any(v.numpy()) for v in gammas)
+    clone = supernet_lib.Supernet.from_config(net.get_config())
+    assert clone.zero_init_residual
+    # Off (the layer default), the same two archs differ.
+    plain = supernet_lib.Supernet(space="fmnist")
+    plain.build()
+    c = plain(images, arch=supernet_lib.arch_tensor(deep), training=False)
+    d = plain(images, arch=supernet_lib.arch_tensor(shallow), training=False)
+    assert np.max(np.abs(c.numpy() - d.numpy())) > 1e-3

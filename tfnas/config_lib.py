@@ -18,8 +18,9 @@ to fix it. The schema is in docs/DESIGN.md; the fields are:
 - ``supernet``: ``groups`` (weight copies), ``routing`` (which subnets use which copy, see
   `tfnas.supernet.routing_table`), ``kernels``, ``simplex_hidden``, ``bn_momentum`` (1.0: BN
   running statistics are not updated during supernet training, they are recalibrated
-  before evaluation, as the CVPR22 teams did), ``bn_epsilon``, ``dropout`` (before the
-  classifier of the largest subnet only, see `tfnas.schemes`).
+  before evaluation, as the CVPR22 teams did), ``bn_epsilon``, ``zero_init_residual`` (the
+  last BN of every residual branch starts with scale 0, BigNAS §3.2), ``dropout`` (before
+  the classifier of the largest subnet only, see `tfnas.schemes`).
 - ``train``: ``scheme``, ``batch_size`` (global), ``epochs``, ``steps_per_epoch`` (0: one pass
   over the training split), ``learning_rate`` (peak, after the linear warm-up; cosine decay to
   0), ``momentum``, ``nesterov``, ``weight_decay`` (largest subnet only), ``warmup_epochs``,
@@ -128,6 +129,9 @@ def base_config(
             # are during supernet training; evaluation recalibrates them per subnet.
             bn_momentum=1.0,
             bn_epsilon=1e-5,
+            # BigNAS §3.2: each residual block starts as its shortcut, which keeps the
+            # sandwich's big and small subnets stable early in training.
+            zero_init_residual=True,
             dropout=0.0,
         )
     )
@@ -422,6 +426,7 @@ def validate_config(config: Any) -> Any:
     _check_int(config, "supernet.simplex_hidden", 1)
     _check_number(config, "supernet.bn_momentum", 0.0, 1.0)
     _check_number(config, "supernet.bn_epsilon", 0.0, 1.0, low_open=True)
+    _check_bool(config, "supernet.zero_init_residual")
     _check_number(config, "supernet.dropout", 0.0, 1.0, high_open=True)
 
     # train

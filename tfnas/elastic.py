@@ -174,9 +174,19 @@ class ElasticBatchNorm(keras.layers.Layer):
         num_copies: independent parameter copies (selected by ``copy`` in ``call``).
         momentum: moving-average momentum, 1.0 for no updates.
         epsilon: added to the variance.
+        gamma_initializer: initializer of the scale (``"zeros"`` for the last BN of a
+            residual branch when zero-initializing residual blocks).
     """
 
-    def __init__(self, num_features, num_copies=1, momentum=1.0, epsilon=1e-5, **kwargs):
+    def __init__(
+        self,
+        num_features,
+        num_copies=1,
+        momentum=1.0,
+        epsilon=1e-5,
+        gamma_initializer="ones",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         _check_positive(type(self).__name__, num_features=num_features, num_copies=num_copies)
         if not 0.0 <= float(momentum) <= 1.0:
@@ -188,10 +198,11 @@ class ElasticBatchNorm(keras.layers.Layer):
         self.num_copies = num_copies
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        self.gamma_initializer = keras.initializers.get(gamma_initializer)
 
     def build(self, input_shape=None):
         shape = (self.num_copies, self.num_features)
-        self.gamma = self.add_weight(name="gamma", shape=shape, initializer="ones")
+        self.gamma = self.add_weight(name="gamma", shape=shape, initializer=self.gamma_initializer)
         self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros")
         self.moving_mean = self._moving("moving_mean", shape, "zeros")
         self.moving_variance = self._moving("moving_variance", shape, "ones")
@@ -240,6 +251,7 @@ class ElasticBatchNorm(keras.layers.Layer):
             num_copies=self.num_copies,
             momentum=self.momentum,
             epsilon=self.epsilon,
+            gamma_initializer=keras.initializers.serialize(self.gamma_initializer),
         )
         return config
 
@@ -303,6 +315,9 @@ class ElasticResidualBlock(keras.layers.Layer):
         projection: use a 1x1 conv + BN shortcut.
         num_copies, num_kernels: see `ElasticConv2D`.
         bn_momentum, bn_epsilon: see `ElasticBatchNorm`.
+        zero_init_residual: initialize the scale of the branch's last BN to 0, so that the
+            block starts as its shortcut (BigNAS §3.2, "Initialization": without it, training
+            big and small subnets together is unstable).
     """
 
     def __init__(
@@ -316,6 +331,7 @@ class ElasticResidualBlock(keras.layers.Layer):
         num_kernels=1,
         bn_momentum=1.0,
         bn_epsilon=1e-5,
+        zero_init_residual=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -335,12 +351,18 @@ class ElasticResidualBlock(keras.layers.Layer):
         self.num_kernels = num_kernels
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
+        self.zero_init_residual = bool(zero_init_residual)
         conv = dict(num_copies=num_copies, num_kernels=num_kernels)
         bn = dict(num_copies=num_copies, momentum=bn_momentum, epsilon=bn_epsilon)
         self.conv1 = ElasticConv2D(in_channels, mid_channels, 3, strides, name="conv1", **conv)
         self.bn1 = ElasticBatchNorm(mid_channels, name="bn1", **bn)
         self.conv2 = ElasticConv2D(mid_channels, out_channels, 3, 1, name="conv2", **conv)
-        self.bn2 = ElasticBatchNorm(out_channels, name="bn2", **bn)
+        self.bn2 = ElasticBatchNorm(
+            out_channels,
+            name="bn2",
+            gamma_initializer="zeros" if self.zero_init_residual else "ones",
+            **bn,
+        )
         if self.projection:
             self.shortcut_conv = ElasticConv2D(
                 in_channels, out_channels, 1, strides, name="shortcut_conv", **conv
@@ -383,6 +405,7 @@ class ElasticResidualBlock(keras.layers.Layer):
             num_kernels=self.num_kernels,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
+            zero_init_residual=self.zero_init_residual,
         )
         return config
 
@@ -400,7 +423,8 @@ class ElasticStage(keras.layers.Layer):
         mid_channels, out_channels: the largest widths of this stage.
         min_depth, max_depth: the depth range.
         strides: stride of the first block.
-        num_copies, num_kernels, bn_momentum, bn_epsilon: passed to every block.
+        num_copies, num_kernels, bn_momentum, bn_epsilon, zero_init_residual: passed to
+            every block.
     """
 
     def __init__(
@@ -415,6 +439,7 @@ class ElasticStage(keras.layers.Layer):
         num_kernels=1,
         bn_momentum=1.0,
         bn_epsilon=1e-5,
+        zero_init_residual=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -433,6 +458,7 @@ class ElasticStage(keras.layers.Layer):
         self.num_kernels = num_kernels
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
+        self.zero_init_residual = bool(zero_init_residual)
         # The first block projects when it changes the shape; the largest widths decide,
         # which is right for this space: stage 1 keeps the stem width (identity), stages
         # 2-4 stride (projection) whatever the arch.
@@ -448,6 +474,7 @@ class ElasticStage(keras.layers.Layer):
                 num_kernels=num_kernels,
                 bn_momentum=bn_momentum,
                 bn_epsilon=bn_epsilon,
+                zero_init_residual=zero_init_residual,
                 name=f"block{i + 1}",
             )
             for i in range(max_depth)
@@ -486,6 +513,7 @@ class ElasticStage(keras.layers.Layer):
             num_kernels=self.num_kernels,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
+            zero_init_residual=self.zero_init_residual,
         )
         return config
 

@@ -111,6 +111,8 @@ class Supernet(keras.Model):
         simplex_hidden: hidden width of the simplex-net (used when ``num_kernels > 1``).
         bn_momentum: running-statistics momentum during training (1.0: none, recalibrate).
         bn_epsilon: BN epsilon (1e-5, as the static model).
+        zero_init_residual: start every residual branch at zero (BigNAS §3.2); the
+            training configs turn it on (``supernet.zero_init_residual``).
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class Supernet(keras.Model):
         simplex_hidden=64,
         bn_momentum=1.0,
         bn_epsilon=1e-5,
+        zero_init_residual=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -133,6 +136,7 @@ class Supernet(keras.Model):
         self.simplex_hidden = simplex_hidden
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
+        self.zero_init_residual = bool(zero_init_residual)
         self._routing = routing_table(routing, num_copies)
         self._widths = self.space.width_table().astype(np.int32)
 
@@ -158,6 +162,7 @@ class Supernet(keras.Model):
                     strides=1 if s == 0 else 2,
                     bn_momentum=bn_momentum,
                     bn_epsilon=bn_epsilon,
+                    zero_init_residual=zero_init_residual,
                     name=f"stage{s + 1}",
                     **conv,
                 )
@@ -281,6 +286,7 @@ class Supernet(keras.Model):
             simplex_hidden=self.simplex_hidden,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
+            zero_init_residual=self.zero_init_residual,
         )
         return config
 
@@ -299,6 +305,7 @@ def build_supernet(supernet_config, space: str) -> Supernet:
         simplex_hidden=get("simplex_hidden", 64),
         bn_momentum=get("bn_momentum", 1.0),
         bn_epsilon=get("bn_epsilon", 1e-5),
+        zero_init_residual=get("zero_init_residual", False),
         name="supernet",
     )
     net.build()
