@@ -320,3 +320,32 @@ def test_parse_shard_and_shard_codes():
     parts = [evaluate_stage.shard_codes(codes, i, 3) for i in (1, 2, 3)]
     assert parts == [["0", "3", "6"], ["1", "4"], ["2", "5"]]
     assert sorted(sum(parts, [])) == codes
+
+
+def _restamp(path, fingerprint):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "fingerprint": fingerprint}) + "\n" for r in rows))
+
+
+def test_resuming_scores_of_another_supernet_is_refused_and_overwrite_starts_over(
+    setup, full, tmp_path
+):
+    workdir = tmp_path / "work"
+    shutil.copytree(full.workdir, workdir)
+    jsonl = workdir / "evaluate" / "results.jsonl"
+    _restamp(jsonl, "0123456789abcdef")
+    with pytest.raises(ValueError, match=r"another supernet.*0123456789abcdef.*--overwrite"):
+        _run(setup, workdir)
+    assert setup.recorder.take_scored() == []
+    assert _run(setup, workdir, overwrite=True) == 0
+    assert setup.recorder.take_scored() == setup.unique
+    assert _outputs(workdir) == _outputs(full.workdir)
+
+
+def test_merge_of_shards_from_different_supernets_fails(setup, shards, tmp_path):
+    shard_dir = shards.workdir / "evaluate"
+    names = [f"results.shard-{i}-of-2.jsonl" for i in (1, 2)]
+    stage_dir = _shard_dir(tmp_path, *[(shard_dir / n, n) for n in names])
+    _restamp(stage_dir / names[1], "0123456789abcdef")
+    with pytest.raises(ValueError, match=r"different supernets.*--overwrite"):
+        _run(setup, tmp_path, stage="merge")

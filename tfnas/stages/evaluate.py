@@ -18,11 +18,15 @@ code was scored exactly once, and writes the outputs that an unsharded run write
   and order kept.
 
 The supernet comes from ``config.evaluate.supernet`` or, when empty, from the ``oneshot``
-stage's manifest in the same workdir.
+stage's manifest in the same workdir. Every row records a fingerprint of what scored it
+(the supernet file's SHA-256, the data and evaluation config): resuming, or merging, rows of
+another supernet (e.g. after retraining in the same workdir) is refused instead of mixing
+two supernets' scores; ``--overwrite`` starts the results over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -123,6 +127,32 @@ def supernet_path(config, workdir) -> str:
     return manifest["supernet"]
 
 
+def fingerprint(config, source) -> str:
+    """What determines a score besides the arch: the supernet's bytes, data and recipe."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    ev = {k: v for k, v in config.evaluate.to_dict().items() if k not in ("codes", "log_every")}
+    ev.pop("supernet", None)
+    setup = json.dumps(
+        {"data": json.loads(config.data.to_json_best_effort()), "evaluate": ev}, sort_keys=True
+    )
+    digest.update(setup.encode())
+    return digest.hexdigest()[:16]
+
+
+def check_fingerprints(done: dict[str, dict], expected: str, where) -> None:
+    """Raises if rows in ``done`` were scored by another supernet or recipe."""
+    other = sorted({row.get("fingerprint", "none") for row in done.values()} - {expected})
+    if other:
+        raise ValueError(
+            f"{where} holds scores of another supernet or evaluation recipe (fingerprint "
+            f"{', '.join(other)}; this run's is {expected}). Scores of two supernets must not "
+            "mix: pass --overwrite to score every arch again, or use another --workdir."
+        )
+
+
 @registry.register(STAGE, help="Score archs with the supernet (BN recalibrated).")
 def run(config, args: registry.StageArgs) -> int:
     spec, records = load_records(config, args)
@@ -131,14 +161,18 @@ def run(config, args: registry.StageArgs) -> int:
     stage_dir.mkdir(parents=True, exist_ok=True)
     mine = shard_codes(unique_codes(records), index, count)
     path = results_path(stage_dir, index, count)
+    if args.overwrite and path.exists():
+        path.unlink()
     drop_torn_line(path)
     done = read_results(path)
+    source = supernet_path(config, args.workdir)
+    expected = fingerprint(config, source)
+    check_fingerprints(done, expected, path)
     todo = [c for c in mine if c not in done]
     print(
         f"evaluate: {len(records)} records, {len(unique_codes(records))} unique codes, shard "
         f"{index}/{count}: {len(mine)} codes, {len(mine) - len(todo)} already done."
     )
-    source = supernet_path(config, args.workdir) if todo else ""
     if todo:
         supernet = keras.saving.load_model(source)
         evaluator = oneshot.make_evaluator(config, supernet)
@@ -149,7 +183,13 @@ def run(config, args: registry.StageArgs) -> int:
             for i, code in enumerate(todo, 1):
                 acc = evaluator.accuracy(code)
                 arch = space.parse(code)
-                row = dict(code=code, acc=acc, flops=space.flops(arch), params=space.params(arch))
+                row = dict(
+                    code=code,
+                    acc=acc,
+                    flops=space.flops(arch),
+                    params=space.params(arch),
+                    fingerprint=expected,
+                )
                 out.write(json.dumps(row) + "\n")
                 out.flush()
                 os.fsync(out.fileno())
@@ -198,11 +238,19 @@ def merge(config, args: registry.StageArgs) -> int:
     (count,) = counts
     scored: dict[str, dict] = {}
     duplicated = []
+    fingerprints = {}
     for p in shard_files:
         for code, row in read_results(p).items():
+            fingerprints.setdefault(row.get("fingerprint", "none"), p.name)
             if code in scored:
                 duplicated.append(code)
             scored[code] = row
+    if len(fingerprints) > 1:
+        raise ValueError(
+            f"The shards in {stage_dir} were scored by different supernets or recipes "
+            f"(fingerprints {sorted(fingerprints)}, e.g. in {sorted(fingerprints.values())}). "
+            "Rerun the stale shards with --overwrite."
+        )
     wanted = unique_codes(records)
     missing = [c for c in wanted if c not in scored]
     extra = [c for c in scored if c not in set(wanted)]
