@@ -121,6 +121,7 @@ def train_supernet(config, stage_dir: Path, strategy=None):
             steps_per_epoch=steps,
             initial_epoch=initial_epoch,
             callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, from (seed, epoch)
             verbose=config.train.get("verbose", 1),
         )
     if guard.failed_at is not None:

@@ -89,7 +89,8 @@ def train_standalone(config, arch, seed: int) -> tuple[float, float]:
         metrics=["accuracy"],
         jit_compile=False,
     )
-    model.fit(train, epochs=sa.epochs, steps_per_epoch=steps, verbose=0)
+    # The pipeline shuffles (statelessly, from the seed); Keras must not try to.
+    model.fit(train, epochs=sa.epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
     _, acc = model.evaluate(test, verbose=0)
     return float(acc), time.perf_counter() - start
 
