@@ -67,6 +67,13 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes(tmp_path):
     assert manifest["supernet"].endswith("supernet.keras")
     assert list((tmp_path / "oneshot" / "tensorboard").rglob("events.out.tfevents*"))
 
+    # A finished run is a no-op: the supernet file (which evaluate fingerprints) is kept.
+    before = _sha(tmp_path / "oneshot" / "supernet.keras")
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert "already trained for 3 epochs" in again.stdout
+    assert _sha(tmp_path / "oneshot" / "supernet.keras") == before
+
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config = fmnist.get_config("tiny")

@@ -184,6 +184,12 @@ def run(config, args: registry.StageArgs) -> int:
     # chief's files land in the workdir.
     out_dir = distribute.write_dir(stage_dir, strategy)
     path = out_dir / "supernet.keras"
+    finished = initial_epoch >= config.train.epochs
+    if finished and path.exists() and (out_dir / "report.json").exists():
+        # A finished run is not saved again: later stages fingerprint the supernet file, and
+        # rerunning a pipeline must not make their results look stale.
+        print(f"oneshot: already trained for {config.train.epochs} epochs; {path} is kept.")
+        return 0
     supernet.save(path)
     scores = score_extremes(config, supernet)
     report = dict(
