@@ -94,7 +94,8 @@ def main(argv):
         if "kendall_tau" in ceil:
             print(
                 f"Ceiling (ground truth seed 0 vs seed 1, n={ceil['n']}): "
-                f"tau {ceil['kendall_tau']['value']:+.3f} {ceil['kendall_tau']['ci']}, "
+                f"tau {ceil['kendall_tau']['value']:+.3f} "
+                f"[{ceil['kendall_tau']['ci'][0]:+.3f}, {ceil['kendall_tau']['ci'][1]:+.3f}], "
                 f"rho {ceil['spearman_rho']['value']:+.3f}, r {ceil['pearson_r']['value']:+.3f}"
             )
     print("Wall time: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
