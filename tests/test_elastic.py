@@ -141,3 +141,22 @@ def test_get_config_round_trips(make):
     revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(revived) is type(layer)
     assert revived.get_config() == config
+
+
+@pytest.mark.parametrize("begin, size", [([0, 0, 0, 0, 0, 0], [1, 1, 3, 3, 5, 7]),
+                                         ([1, 0, 0, 0, 0, 0], [1, 2, 3, 3, 2, 1]),
+                                         ([2, 1, 0, 0, 0, 0], [1, 1, 3, 3, 6, 8])])
+def test_active_slice_has_the_values_and_gradient_of_slicing(begin, size):
+    weights = tf.random.stateless_normal([3, 2, 3, 3, 6, 8], seed=[1, 2])
+    upstream = tf.random.stateless_normal(size, seed=[3, 4])
+    begin_t, size_t = tf.constant(begin), tf.constant(size)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(weights)
+        ours = elastic.active_slice(weights, begin_t, size_t)
+        reference = tf.slice(weights, begin_t, size_t)
+        loss_ours = tf.reduce_sum(ours * upstream)
+        loss_ref = tf.reduce_sum(reference * upstream)
+    np.testing.assert_array_equal(ours.numpy(), reference.numpy())
+    np.testing.assert_array_equal(
+        tape.gradient(loss_ours, weights).numpy(), tape.gradient(loss_ref, weights).numpy()
+    )
