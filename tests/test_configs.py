@@ -77,6 +77,9 @@ def test_supernet_defaults():
     assert config.train.steps_per_epoch == 0 and config.train.strategy == "default"
     assert config.train.num_random_subnets == 2 and config.train.label_smoothing == 0.0
     assert config.export.root == "saved_models" and config.export.overwrite is False
+    # Stand-alone training is stock by default; the ranking benchmark opts in.
+    assert config.standalone.zero_init_residual is False
+    assert _load("fmnist_ranking").standalone.zero_init_residual is True
 
 
 @pytest.mark.parametrize(
@@ -95,6 +98,11 @@ def test_supernet_defaults():
         ("train.warmup_epochs", 9.0, "config.train.warmup_epochs=9.0 is invalid"),
         ("evaluate.recalibration.mode", "x", "config.evaluate.recalibration.mode='x'"),
         ("seed", -1, "config.seed=-1 is invalid"),
+        (
+            "standalone.zero_init_residual",
+            None,
+            "config.standalone.zero_init_residual=None is invalid",
+        ),
     ],
 )
 def test_bad_field_is_named(field, value, expected):

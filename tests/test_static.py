@@ -166,3 +166,26 @@ def test_image_size_changes_the_input_not_the_weights():
     assert model.input.shape == (None, 64, 64, 3)
     assert model.count_params() == space.params(arch)
     assert _walk_macs(model) < space.flops(arch)  # FLOPs are defined at the arch's resolution
+
+
+@pytest.mark.parametrize("zero_init", [True, False])
+def test_zero_init_residual_makes_every_block_start_as_its_shortcut(zero_init):
+    """Goyal et al. 2017 §5.1: with each branch's last BN scale at zero every block starts
+    as its shortcut, so a block with an identity shortcut passes its (post-ReLU) input
+    through unchanged; only the ``bn2`` scales are zeroed."""
+    space = ss.get_space("fmnist")
+    arch = space.largest()
+    keras.utils.set_random_seed(0)
+    model = static.build_static_model(space, arch, zero_init_residual=zero_init)
+    assert model.count_params() == space.params(arch)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            zero = np.all(keras.ops.convert_to_numpy(layer.gamma) == 0.0)
+            assert zero == (zero_init and layer.name.endswith("bn2")), layer.name
+    names = ["stage1_block1_relu", "stage1_block2_relu", "stage1_block3_relu", "classifier"]
+    probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
+    images = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
+    first, second, third, logits = [keras.ops.convert_to_numpy(t) for t in probe(images)]
+    assert np.abs(first).max() > 0.0 and np.all(np.isfinite(logits))
+    assert np.allclose(first, second, atol=1e-6) == zero_init
+    assert np.allclose(second, third, atol=1e-6) == zero_init

@@ -36,7 +36,7 @@ to fix it. The schema is in docs/DESIGN.md; the fields are:
 - ``standalone``: the from-scratch recipe of the ground-truth stage (``seed``,
   ``train_subset``, ``split``, ``batch_size``, ``eval_batch_size``, ``epochs``,
   ``warmup_epochs``, ``learning_rate``, ``momentum``, ``nesterov``, ``weight_decay``,
-  ``dropout``).
+  ``dropout``, ``zero_init_residual``).
 - ``rank``: ``ks``, ``bootstrap``, ``seed``, ``drop_unmatched_pred`` (see
   `tfnas.stages.rank`).
 - ``export``: ``root`` (directory of exports, relative to the current directory), ``run``
@@ -189,6 +189,7 @@ def base_config(
             nesterov=False,
             weight_decay=5e-5,
             dropout=0.0,
+            zero_init_residual=False,
         )
     )
     config.export = ml_collections.ConfigDict(
@@ -504,6 +505,7 @@ def validate_config(config: Any) -> Any:
     _check_bool(config, "standalone.nesterov")
     _check_number(config, "standalone.weight_decay", 0.0, float("inf"))
     _check_number(config, "standalone.dropout", 0.0, 1.0, high_open=True)
+    _check_bool(config, "standalone.zero_init_residual")
 
     # export
     _check_str(config, "export.root", allow_empty=False)

@@ -34,8 +34,10 @@ def _conv(filters: int, kernel: int, stride: int, name: str) -> keras.layers.Con
     )
 
 
-def _bn(name: str) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
+def _bn(name: str, gamma_initializer="ones") -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(
+        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, gamma_initializer=gamma_initializer, name=name
+    )
 
 
 def build_static_model(
@@ -45,6 +47,7 @@ def build_static_model(
     dropout: float = 0.0,
     name: str | None = None,
     image_size: int | None = None,
+    zero_init_residual: bool = False,
 ) -> keras.Model:
     """Builds the plain functional Keras model of one arch (stock layers only).
 
@@ -57,6 +60,10 @@ def build_static_model(
         image_size: input height and width; defaults to the arch's resolution. The network
             is fully convolutional, so another size (e.g. ImageNet at 64 px for tests and
             benchmarks) changes FLOPs but not the weights.
+        zero_init_residual: initialize the scale of each residual branch's last BN
+            (``bn2``) to zero, so every block starts as the identity (Goyal et al. 2017,
+            §5.1; the same trick the supernet uses, BigNAS §3.2). Stand-alone ground-truth
+            training turns it on with ``standalone.zero_init_residual``.
 
     Returns:
         A functional `keras.Model` (freshly initialised weights) mapping ``images`` of shape
@@ -92,7 +99,7 @@ def build_static_model(
             y = _bn(prefix + "bn1")(y)
             y = keras.layers.ReLU(name=prefix + "relu1")(y)
             y = _conv(out, 3, 1, prefix + "conv2")(y)
-            y = _bn(prefix + "bn2")(y)
+            y = _bn(prefix + "bn2", "zeros" if zero_init_residual else "ones")(y)
             # Identity shortcut only when the shape is unchanged; else a 1x1 projection.
             shortcut = x
             if stride != 1 or channels != out:

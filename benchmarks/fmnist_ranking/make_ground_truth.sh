@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Generates (or resumes) the Fashion-MNIST ranking ground truth: 40 archs with seed 0, the
-# first 5 again with seed 1. Resumable per arch: rerun after an interruption.
+# first 15 (archs_seed1.txt) again with seed 1. Resumable per arch: rerun after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.venv/bin/python

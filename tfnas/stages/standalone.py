@@ -82,7 +82,9 @@ def train_standalone(config, arch, seed: int) -> tuple[float, float]:
             f"standalone.batch_size={sa.batch_size}. Raise --config.standalone.train_subset "
             "or lower --config.standalone.batch_size."
         )
-    model = static.build_static_model(space, arch, dropout=sa.dropout)
+    model = static.build_static_model(
+        space, arch, dropout=sa.dropout, zero_init_residual=sa.zero_init_residual
+    )
     model.compile(
         optimizer=trainer_lib.make_optimizer(sa, steps, weight_decay=sa.weight_decay),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
