@@ -110,12 +110,13 @@ class ServingModule(tf.Module):
         self.serve = serve
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
+def file_sha256(path: str | os.PathLike, suffix: bytes = b"") -> str:
+    """Hex sha256 of a file's bytes, followed by ``suffix`` (e.g. what else a digest covers)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    digest.update(suffix)
     return digest.hexdigest()
 
 

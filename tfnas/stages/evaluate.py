@@ -26,7 +26,6 @@ two supernets' scores; ``--overwrite`` starts the results over.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 import keras
 
 from tfnas import codes as codes_lib
+from tfnas import export
 from tfnas import search_space as ss
 from tfnas.stages import oneshot
 from tfnas.stages import registry
@@ -129,17 +129,12 @@ def supernet_path(config, workdir) -> str:
 
 def fingerprint(config, source) -> str:
     """What determines a score besides the arch: the supernet's bytes, data and recipe."""
-    digest = hashlib.sha256()
-    with open(source, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
     ev = {k: v for k, v in config.evaluate.to_dict().items() if k not in ("codes", "log_every")}
     ev.pop("supernet", None)
     setup = json.dumps(
         {"data": json.loads(config.data.to_json_best_effort()), "evaluate": ev}, sort_keys=True
     )
-    digest.update(setup.encode())
-    return digest.hexdigest()[:16]
+    return export.file_sha256(source, suffix=setup.encode())[:16]
 
 
 def check_fingerprints(done: dict[str, dict], expected: str, where) -> None:
