@@ -138,6 +138,8 @@ def test_only_the_chief_writes_into_the_workdir(tmp_path, cluster, task_type, ta
     assert (out == tmp_path / "oneshot") is chief
     if not chief:
         assert tmp_path not in out.parents and out.is_dir()
+    # Every call for the same directory agrees (a stage asks more than once).
+    assert distribute.write_dir(tmp_path / "oneshot", strategy) == out
 
 
 def test_without_a_cluster_every_process_is_chief(tmp_path):

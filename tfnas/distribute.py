@@ -25,6 +25,7 @@ number of replicas enters a loss.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -133,10 +134,15 @@ def write_dir(directory, strategy: tf.distribute.Strategy | None = None) -> Path
 
     ``directory`` itself on the chief (and without multi-worker training); on the other
     workers a private scratch directory, so that workers never overwrite each other's (or
-    the chief's) files while still executing the same save calls.
+    the chief's) files while still executing the same save calls. The scratch directory is
+    derived from the task and ``directory``, so every call for the same directory agrees.
     """
     if is_chief(strategy):
         return Path(directory)
     resolver = (strategy or tf.distribute.get_strategy()).cluster_resolver
-    prefix = f"tfnas-{resolver.task_type}{resolver.task_id}-{Path(directory).name}-"
-    return Path(tempfile.mkdtemp(prefix=prefix))
+    directory = Path(directory).resolve()
+    key = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+    task = f"tfnas-{resolver.task_type}{resolver.task_id}"
+    out = Path(tempfile.gettempdir()) / task / f"{key}-{directory.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -81,11 +81,12 @@ def train_supernet(config, stage_dir: Path, strategy=None):
             jit_compile=False,  # slicing with tensor sizes recompiles per arch under XLA
         )
         guard = callbacks_lib.NanGuard()
+        out_dir = distribute.write_dir(stage_dir, strategy)
         checkpoint = callbacks_lib.EpochCheckpoint(
             stage_dir / "checkpoints",
             guard,
             every_epochs=config.train.checkpoint_every_epochs,
-            write_directory=distribute.write_dir(stage_dir / "checkpoints", strategy),
+            write_directory=out_dir / "checkpoints",
         )
         # Inside the scope: restoring builds the optimizer's slots, which must be mirrored.
         initial_epoch = checkpoint.restore(trainer, steps)
@@ -93,7 +94,6 @@ def train_supernet(config, stage_dir: Path, strategy=None):
         print(f"oneshot: resuming from the checkpoint after epoch {initial_epoch}.")
         # Continue the data stream where the checkpointed run was, not from its start.
         dataset = dataset.skip(initial_epoch * steps)
-    out_dir = distribute.write_dir(stage_dir, strategy)
     callbacks = [
         guard,
         callbacks_lib.Throughput(config.train.batch_size),
