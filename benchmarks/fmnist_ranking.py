@@ -33,8 +33,8 @@ from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from tfnas import ranking  # noqa: E402
+from tfnas import scores as scores_lib  # noqa: E402
 from tfnas import search_space as ss  # noqa: E402
-from tfnas.stages import rank as rank_stage  # noqa: E402
 from tfnas.stages import registry  # noqa: E402
 
 GT_DIR = HERE / "fmnist_ranking" / "standalone"
@@ -79,9 +79,9 @@ def main(argv):
     )
     times["evaluate_s"] = time.perf_counter() - start
 
-    gt = dict(rank_stage.load_scores(_GT.value, "ground_truth"))
+    gt = dict(scores_lib.load_scores(_GT.value, "ground_truth"))
     results = registry.read_manifest(workdir, "evaluate")["results"]
-    pred = dict(rank_stage.load_scores(results, "results"))
+    pred = dict(scores_lib.load_scores(results, "results"))
     # Ranks the archs that have ground truth (all 40 once the ground truth is complete).
     report = ranking.ranking_report(
         pred, gt, ss.get_space(config.space), n_boot=_BOOT.value, seed=0,
@@ -90,7 +90,7 @@ def main(argv):
     print(ranking.format_report(report))
     ceil = {}
     if Path(_GT2.value).exists():
-        ceil = ceiling(gt, dict(rank_stage.load_scores(_GT2.value, "ground_truth_2")))
+        ceil = ceiling(gt, dict(scores_lib.load_scores(_GT2.value, "ground_truth_2")))
         if "kendall_tau" in ceil:
             print(
                 f"Ceiling (ground truth seed 0 vs seed 1, n={ceil['n']}): "

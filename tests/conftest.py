@@ -6,6 +6,9 @@
 - Fixtures: ``repo_root``, ``shared_dir`` (``../shared`` beside the checkout), ``python_exe``
   (the interpreter running the tests, i.e. the venv's under bin/test) and ``session_workdir``
   (a factory of named temporary workdirs shared by a whole test session).
+- CVPR 2022 files: ``competition_excerpt`` and ``gt30_file`` are vendored in
+  ``tests/data/cvpr22/`` (see its README) and always there; ``competition_full`` and
+  ``gt30_full`` are the originals in ``../shared/data/cvpr22/`` and skip the test when absent.
 """
 
 import os
@@ -24,6 +27,14 @@ if _ROOT not in sys.path:
 
 REPO_ROOT = Path(_ROOT)
 SHARED_DIR = REPO_ROOT.parent / "shared"
+
+# The CVPR 2022 Track 1 files: excerpts vendored in the repository, and the full originals,
+# which exist only where ../shared is laid beside the checkout.
+DATA_DIR = REPO_ROOT / "tests" / "data"
+COMPETITION_EXCERPT = DATA_DIR / "cvpr22" / "CVPR_2022_NAS_Track1_test_500.json"
+GT30 = DATA_DIR / "cvpr22" / "gt_arch30_imagenet2500.json"
+COMPETITION_FULL = SHARED_DIR / "data" / "cvpr22" / "CVPR_2022_NAS_Track1_test.json"
+GT30_FULL = SHARED_DIR / "data" / "cvpr22" / "gt_arch30_imagenet2500.json"
 
 
 def pytest_addoption(parser):
@@ -79,3 +90,36 @@ def session_workdir(tmp_path_factory):
         return made[name]
 
     return make
+
+
+def _full_file(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(
+            f"{path} not present: the full CVPR 2022 file lives in ../shared beside the "
+            "checkout; the same checks run on the excerpt in tests/data/cvpr22/"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def competition_excerpt() -> Path:
+    """500 of the 45,000 competition codes (``arch1``..``arch30`` first), in the original format."""
+    return COMPETITION_EXCERPT
+
+
+@pytest.fixture(scope="session")
+def gt30_file() -> Path:
+    """The 30-arch ImageNet ground truth (vendored copy of the whole file)."""
+    return GT30
+
+
+@pytest.fixture(scope="session")
+def competition_full() -> Path:
+    """``../shared/data/cvpr22/CVPR_2022_NAS_Track1_test.json``; skips the test when absent."""
+    return _full_file(COMPETITION_FULL)
+
+
+@pytest.fixture(scope="session")
+def gt30_full() -> Path:
+    """``../shared/data/cvpr22/gt_arch30_imagenet2500.json``; skips the test when absent."""
+    return _full_file(GT30_FULL)

@@ -12,38 +12,55 @@ EXAMPLE = "1252233313000000223212122253130000000000006515000000"
 OTHER = "1447233323333300331313230025153545153545003252000000"
 
 
-@pytest.fixture(scope="module")
-def cvpr22(shared_dir):
-    path = shared_dir / "data/cvpr22"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    return path
-
-
-def test_read_competition_file(cvpr22):
-    path = cvpr22 / "CVPR_2022_NAS_Track1_test.json"
+def _check_competition_file(path, n):
     records = codes_lib.read_codes(path)
     raw = json.loads(path.read_text())
-    assert len(records) == 45_000
+    assert len(records) == n
     assert [r.key for r in records] == list(raw)
     assert [r.key for r in records[:3]] == ["arch1", "arch2", "arch3"]
     assert all(r.acc == 0.0 for r in records)
     assert records[0].code == EXAMPLE
+    assert records[1].code == OTHER
 
 
-def test_read_ground_truth_keeps_acc(cvpr22):
-    records = codes_lib.read_codes(str(cvpr22 / "gt_arch30_imagenet2500.json"))
+def test_read_competition_file_excerpt(competition_excerpt):
+    _check_competition_file(competition_excerpt, 500)
+
+
+def test_read_full_competition_file(competition_full):
+    _check_competition_file(competition_full, 45_000)
+
+
+def test_read_ground_truth_keeps_acc(gt30_file):
+    records = codes_lib.read_codes(str(gt30_file))
     assert len(records) == 30
     assert records[0] == ArchRecord("arch1", EXAMPLE, 70.4)
     assert records[1].acc == pytest.approx(72.76)
 
 
-def test_competition_file_round_trips_byte_for_byte_in_content(cvpr22, tmp_path):
-    src = cvpr22 / "gt_arch30_imagenet2500.json"
+def test_competition_file_round_trips_byte_for_byte_in_content(gt30_file, tmp_path):
     out = tmp_path / "gt.json"
-    codes_lib.write_competition_json(out, codes_lib.read_codes(src))
-    assert json.loads(out.read_text()) == json.loads(src.read_text())
-    assert list(json.loads(out.read_text())) == list(json.loads(src.read_text()))
+    codes_lib.write_competition_json(out, codes_lib.read_codes(gt30_file))
+    assert json.loads(out.read_text()) == json.loads(gt30_file.read_text())
+    assert list(json.loads(out.read_text())) == list(json.loads(gt30_file.read_text()))
+
+
+def test_vendored_excerpts_equal_the_originals(competition_excerpt, competition_full, gt30_file):
+    # tests/data/README.md: the excerpt holds arch1..arch30 and 470 entries unchanged, in the
+    # original order and format; the ground truth is a byte-for-byte copy.
+    full_text = competition_full.read_text()
+    full = json.loads(full_text)
+    assert json.dumps(full) == full_text  # so json.dumps reproduces the format exactly
+    excerpt = json.loads(competition_excerpt.read_text())
+    assert competition_excerpt.read_text() == json.dumps(excerpt)
+    keys = list(full)
+    assert list(excerpt)[:30] == keys[:30]
+    index = {k: i for i, k in enumerate(keys)}
+    positions = [index[k] for k in excerpt]
+    assert positions == sorted(positions) and len(set(positions)) == 500
+    assert all(excerpt[k] == full[k] for k in excerpt)
+    gt_full = competition_full.parent / gt30_file.name
+    assert gt30_file.read_bytes() == gt_full.read_bytes()
 
 
 def test_json_round_trip_keeps_keys_order_and_acc(tmp_path):

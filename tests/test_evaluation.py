@@ -242,3 +242,52 @@ def test_accuracy_agrees_with_the_extracted_model(net, evaluator, data, archs):
         total += len(labels)
     # Bit-level differences of the two graphs may flip a near-tied argmax, at most once.
     assert abs(acc - hits / total) <= 1.0 / total
+
+
+# ---------------------------------------------------------------- fingerprint of a score
+
+
+def _fingerprint_config():
+    from configs import fmnist
+
+    return fmnist.get_config("tiny")
+
+
+def test_fingerprint_changes_with_every_input_of_the_evaluator(tmp_path):
+    """The supernet's bytes, the data, the recalibration batches (and the seed that draws
+    them) and the evaluation split each change the fingerprint; logging fields do not."""
+    supernet = tmp_path / "supernet.keras"
+    supernet.write_bytes(b"weights A")
+    base = evaluation.fingerprint(_fingerprint_config(), supernet)
+    assert len(base) == 16
+
+    other = tmp_path / "other.keras"
+    other.write_bytes(b"weights B")
+    assert evaluation.fingerprint(_fingerprint_config(), other) != base
+
+    changes = {
+        "seed": lambda c: setattr(c, "seed", 7),
+        "data": lambda c: setattr(c.data, "holdout_size", 16),
+        "recalibration batches": lambda c: setattr(c.evaluate.recalibration, "num_batches", 3),
+        "recalibration augment": lambda c: setattr(c.evaluate.recalibration, "augment", True),
+        "evaluation split": lambda c: setattr(c.evaluate, "split", "test"),
+        "evaluation batches": lambda c: setattr(c.evaluate, "num_batches", 1),
+    }
+    for name, change in changes.items():
+        config = _fingerprint_config()
+        change(config)
+        assert evaluation.fingerprint(config, supernet) != base, name
+    for same in (lambda c: setattr(c.evaluate, "log_every", 99),
+                 lambda c: setattr(c.evaluate, "codes", "x.txt")):
+        config = _fingerprint_config()
+        same(config)
+        assert evaluation.fingerprint(config, supernet) == base
+
+
+def test_evaluator_spec_names_the_recalibration_seed():
+    config = _fingerprint_config()
+    config.seed = 4
+    spec = evaluation.evaluator_spec(config)
+    assert spec["recalibration"]["seed"] == 5
+    assert spec["evaluation"]["split"] == config.evaluate.split
+    assert evaluation.evaluator_spec(config, eval_batches=1)["evaluation"]["num_batches"] == 1

@@ -1,5 +1,5 @@
 """tfnas.monitor.RankingMonitor: TensorBoard scalars and image, best-tau checkpoint, history,
-the scatter renderer, config wiring into the oneshot stage."""
+the scatter image (drawn by tfnas.plotting), config wiring into the oneshot stage."""
 
 import json
 
@@ -11,6 +11,7 @@ import tensorflow as tf
 from configs import fmnist
 from tfnas import config_lib
 from tfnas import monitor as monitor_lib
+from tfnas import plotting
 from tfnas import schemes
 from tfnas import search_space as ss
 from tfnas import supernet as supernet_lib
@@ -83,47 +84,48 @@ def _monitor(tmp_path, ground_truth, factory, **kwargs):
     )
 
 
-# ----------------------------------------------------------------------------- renderer
+# ----------------------------------------------------------------------- the scatter image
 
 
-def test_render_scatter_shape_dtype_and_points():
-    image = monitor_lib.render_scatter([0.1, 0.5, 0.9], [1.0, 3.0, 2.0])
-    assert image.shape == (256, 320, 3) and image.dtype == np.uint8
-    point = np.all(image == monitor_lib.POINT, axis=-1)
-    radius = 3
-    disc = sum(
-        1
-        for r in range(-radius, radius + 1)
-        for c in range(-radius, radius + 1)
-        if r * r + c * c <= radius * radius
-    )
-    assert point.sum() == 3 * disc  # three separate discs, none clipped
-    assert np.all(image[0, 0] == monitor_lib.BACKGROUND)
-    ink = np.all(image == monitor_lib.INK, axis=-1)
-    rows = np.flatnonzero(ink.sum(axis=1) > 200)  # the top and bottom of the axes box
-    cols = np.flatnonzero(ink.sum(axis=0) > 150)  # its left and right sides
-    assert len(rows) >= 2 and len(cols) >= 2
-    assert ink[rows.max() + 1 :].any()  # x-axis labels below the box
-    # Each point inside the box, where its value puts it.
-    ys, xs = np.nonzero(point)
-    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
-    assert top < ys.min() and ys.max() < bottom and left < xs.min() and xs.max() < right
-
-    single = monitor_lib.render_scatter([0.0, 1.0], [0.0, 1.0], height=120, width=160)
-    assert single.shape == (120, 160, 3) and single.dtype == np.uint8
-    ys, xs = np.nonzero(np.all(single == monitor_lib.POINT, axis=-1))
-    upper_right = (ys < 60) & (xs > 80)  # (1, 1) is drawn in the upper right, (0, 0) lower left
-    lower_left = (ys > 60) & (xs < 80)
-    assert upper_right.sum() == lower_left.sum() == disc
+def _images(log_dir, tag):
+    """[(step, uint8 RGB array)] of the image summaries ``tag`` under ``log_dir``."""
+    found = []
+    for path in sorted(log_dir.rglob("events.out.tfevents*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    _, _, png = tf.make_ndarray(value.tensor)  # width, height, PNG bytes
+                    found.append((event.step, tf.io.decode_png(png, channels=3).numpy()))
+    return found
 
 
-def test_render_scatter_edge_cases():
-    constant = monitor_lib.render_scatter([0.5, 0.5, 0.5], [0.2, 0.2, 0.2])
-    assert np.all(constant == monitor_lib.POINT, axis=-1).any()
-    with pytest.raises(ValueError, match="equally long"):
-        monitor_lib.render_scatter([1, 2], [1, 2, 3])
-    with pytest.raises(ValueError, match="finite"):
-        monitor_lib.render_scatter([1, np.nan], [1, 2])
+def test_scatter_image_is_the_plotting_scatter_of_truth_against_supernet(
+    tmp_path, trainer, ground_truth, monkeypatch
+):
+    figures = []
+    scatter = plotting.scatter
+
+    def spy(x, y, **kwargs):
+        figures.append((list(x), list(y), kwargs, scatter(x, y, **kwargs)))
+        return figures[-1][-1]
+
+    monkeypatch.setattr(plotting, "scatter", spy)
+    evaluator = _Scripted()
+    codes = list(ground_truth)
+    evaluator.accs = dict(zip(codes, [0.1, 0.2, 0.3, 0.4, 0.5]))  # tau 1 against GT_ACCS
+    monitor = _monitor(tmp_path, ground_truth, lambda net: evaluator)
+    monitor.set_model(trainer)
+    monitor.on_epoch_end(2, {"loss": 1.0})
+    monitor.on_train_end()
+
+    ((x, y, kwargs, fig),) = figures
+    assert x == list(GT_ACCS) and y == [0.1, 0.2, 0.3, 0.4, 0.5]  # x: truth, y: supernet
+    assert kwargs["title"] == "epoch 3: Kendall tau 1.0000"
+    assert "ground-truth" in kwargs["xlabel"] and "supernet" in kwargs["ylabel"]
+    ((step, image),) = _images(tmp_path / "tb" / "ranking", "ranking/scatter")
+    assert step == 3
+    assert image.shape == (320, 400, 3)  # plotting's 4 x 3.2 in at 100 dpi
+    np.testing.assert_array_equal(image, plotting.to_rgb_array(fig))  # PNG summaries: lossless
 
 
 # ------------------------------------------------------------------ the callback, scripted

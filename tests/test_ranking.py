@@ -11,7 +11,8 @@ from scipy import stats
 
 from tfnas import ranking
 
-GT30 = Path(__file__).resolve().parents[2] / "shared/data/cvpr22/gt_arch30_imagenet2500.json"
+# The 30-arch ImageNet ground truth, vendored (tests/data/README.md).
+GT30 = Path(__file__).resolve().parent / "data" / "cvpr22" / "gt_arch30_imagenet2500.json"
 
 # Fixed data with ties on both sides (tau-b differs from tau-a here).
 X = np.array([1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9], float)
@@ -395,8 +396,6 @@ def test_format_report_is_a_table_of_every_ranker(toy):
 
 
 def _gt30():
-    if not GT30.exists():
-        pytest.skip(f"{GT30} not present")
     ss = pytest.importorskip("tfnas.search_space")
     data = json.loads(GT30.read_text())
     return ss.get_space("imagenet"), {v["arch"]: v["acc"] for v in data.values()}
@@ -423,3 +422,51 @@ def test_gt30_imagenet_flops_and_params_against_scipy():
         low, high = section["kendall_tau"]["ci"]
         assert low <= section["kendall_tau"]["value"] <= high
     assert "params" in ranking.format_report(report)
+
+
+# ------------------------------------------------------------------ paired comparison
+
+
+def test_paired_tau_difference_of_opposite_rankers():
+    """A = ground truth, B = its reverse: delta = 1 - (-1) = 2. Of the 2**6 equally likely
+    swap patterns of the permutation test, only "swap none" and "swap all" keep A exactly
+    increasing (|delta| = 2), so the exact p-value is 2 / 64; the Monte-Carlo one is within
+    4 binomial standard errors (0.0028 each at 4000 permutations)."""
+    gt = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    result = ranking.paired_tau_difference(gt, gt[::-1], gt, n_boot=200, n_perm=4000, seed=3)
+    assert result["delta"] == pytest.approx(2.0)
+    assert result["tau_a"] == pytest.approx(1.0) and result["tau_b"] == pytest.approx(-1.0)
+    assert result["p_value"] == pytest.approx(2 / 64, abs=0.012)
+    low, high = result["ci"]
+    assert low == pytest.approx(2.0) and high == pytest.approx(2.0)
+
+
+def test_paired_tau_difference_of_equal_rankers_is_zero_with_p_one():
+    gt = [0.3, 0.1, 0.5, 0.4, 0.2, 0.6]
+    pred = [1, 3, 2, 5, 4, 6]
+    result = ranking.paired_tau_difference(pred, pred, gt, n_boot=100, n_perm=50)
+    assert result["delta"] == 0.0
+    assert result["p_value"] == 1.0
+    assert result["ci"] == [0.0, 0.0]
+
+
+def test_ranking_report_pairs_the_supernet_with_every_baseline_and_normalizes():
+    from tfnas import search_space as ss
+
+    space = ss.get_space("fmnist")
+    codes = [a.code for a in space.sample_many(12, seed=5)]
+    gt = {c: float(space.flops(space.parse(c))) for c in codes}  # FLOPs ranks perfectly
+    pred = {c: -v for c, v in gt.items()}  # the worst possible ranker
+    report = ranking.ranking_report(
+        pred, gt, space, n_boot=50, n_perm=50, ceiling=0.5,
+        extra_rankers={"proxy": dict(gt)},
+    )
+    assert set(report["paired"]) == {"flops", "params", "proxy"}
+    assert report["paired"]["flops"]["delta"] == pytest.approx(-2.0)
+    assert report["rankers"]["flops"]["kendall_tau_normalized"] == pytest.approx(1.0 / 0.5)
+    assert report["rankers"]["supernet"]["kendall_tau_normalized"] == pytest.approx(-2.0)
+    text = ranking.format_report(report)
+    assert "Paired difference in Kendall tau-b" in text and "supernet - proxy" in text
+    with pytest.raises(ValueError, match="ranker 'proxy' has no score for 1"):
+        partial = {c: 1.0 for c in codes if c != codes[1]}
+        ranking.ranking_report(pred, gt, space, n_boot=0, extra_rankers={"proxy": partial})

@@ -5,22 +5,31 @@ import itertools
 import json
 import math
 import pickle
+import re
 
 import numpy as np
 import pytest
 
 from tfnas import search_space as ss
 
-EXAMPLE = "1252233313000000223212122253130000000000006515000000"  # SEARCH_SPACE.md's example
+EXAMPLE = "1252233313000000223212122253130000000000006515000000"  # docs/SEARCH_SPACE.md's example
 SPACE_NAMES = sorted(ss.SPACES)
 
 
-@pytest.fixture(scope="module")
-def competition_codes(shared_dir):
-    path = shared_dir / "data/cvpr22/CVPR_2022_NAS_Track1_test.json"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
+def _codes(path):
     return [entry["arch"] for entry in json.loads(path.read_text()).values()]
+
+
+@pytest.fixture(scope="module")
+def excerpt_codes(competition_excerpt):
+    """The 500 vendored competition codes (arch1..arch30 first)."""
+    return _codes(competition_excerpt)
+
+
+@pytest.fixture(scope="module")
+def all_competition_codes(competition_full):
+    """All 45,000 competition codes (skips without ../shared)."""
+    return _codes(competition_full)
 
 
 @pytest.fixture(params=SPACE_NAMES)
@@ -36,7 +45,7 @@ def _edit(code, pos, digit):
 
 
 def _reference_is_valid(code, num_resolutions=1):
-    """SEARCH_SPACE.md's rules restated directly (independent of the module's code path)."""
+    """docs/SEARCH_SPACE.md's rules restated directly (independent of the module's code path)."""
     if not isinstance(code, str) or len(code) != 52 or any(c not in "0123456789" for c in code):
         return False
     d = [int(c) for c in code]
@@ -74,10 +83,9 @@ def test_example_code_decodes_as_documented():
     assert str(arch) == EXAMPLE
 
 
-def test_all_competition_codes_round_trip(competition_codes):
-    assert len(competition_codes) == 45_000
+def _check_round_trip(codes):
     space = ss.get_space("imagenet")
-    for code in competition_codes:
+    for code in codes:
         arch = space.parse(code)
         assert arch.code == code
         # A freshly built Arch (no cached code) rebuilds the same string.
@@ -85,10 +93,73 @@ def test_all_competition_codes_round_trip(competition_codes):
         assert rebuilt.code == code and rebuilt == arch
 
 
-def test_ground_truth_codes_are_the_first_30(shared_dir, competition_codes):
-    gt = json.loads((shared_dir / "data/cvpr22/gt_arch30_imagenet2500.json").read_text())
-    codes = [entry["arch"] for entry in gt.values()]
-    assert codes == competition_codes[:30]
+def test_competition_codes_round_trip(excerpt_codes):
+    assert len(excerpt_codes) == 500
+    _check_round_trip(excerpt_codes)
+
+
+def test_all_competition_codes_round_trip(all_competition_codes):
+    assert len(all_competition_codes) == 45_000
+    _check_round_trip(all_competition_codes)
+
+
+def test_ground_truth_codes_are_the_first_30(gt30_file, excerpt_codes):
+    assert _codes(gt30_file) == excerpt_codes[:30]
+
+
+def test_full_ground_truth_codes_are_the_first_30(gt30_full, all_competition_codes):
+    assert _codes(gt30_full) == all_competition_codes[:30]
+
+
+# docs/SEARCH_SPACE.md, "The competition's bounded space": the largest width digit the
+# competition codes use for (stem, stage 1, stage 2, stage 3, stage 4).
+COMPETITION_HI = (3, 3, 3, 5, 7)
+
+
+def _digit_counts(codes):
+    """Per location (stem, stages 1-4) and per depth position, how often each digit occurs."""
+    digits = {loc: set() for loc in range(5)}
+    depths = [set() for _ in range(4)]
+    for code in codes:
+        # Read the digits straight from the string (positions from the doc's code layout).
+        digits[0].add(int(code[5]))
+        for stage, first in enumerate((6, 16, 26, 42)):
+            depth = int(code[1 + stage])
+            depths[stage].add(depth)
+            digits[stage + 1].update(int(c) for c in code[first : first + 2 * depth])
+    return digits, depths
+
+
+def _check_bounded(codes, exact):
+    digits, depths = _digit_counts(codes)
+    for loc, hi in enumerate(COMPETITION_HI):
+        assert max(digits[loc]) <= hi and min(digits[loc]) >= 1, (loc, digits[loc])
+        if exact:  # every digit of the range is used somewhere
+            assert digits[loc] == set(range(1, hi + 1)), (loc, digits[loc])
+    assert depths == [set(range(2, 6)), set(range(2, 6)), set(range(2, 9)), set(range(2, 6))]
+
+
+def test_competition_codes_lie_in_the_bounded_space(excerpt_codes):
+    _check_bounded(excerpt_codes, exact=True)
+    # The bound is not vacuous: a code with stage 3 digit 6 lies outside it.
+    outside = _edit(EXAMPLE, 26, 6)
+    ss.get_space("imagenet").parse(outside)
+    with pytest.raises(AssertionError):
+        _check_bounded([outside], exact=False)
+
+
+def test_all_competition_codes_lie_in_the_bounded_space(all_competition_codes):
+    _check_bounded(all_competition_codes, exact=True)
+    # Depths are uniform: each of the n depths of a stage holds 45,000 / n codes within 5
+    # binomial standard deviations (sd = sqrt(45,000 p (1 - p)), p = 1 / n: ~92 and ~74).
+    counts = np.zeros((4, 9), int)
+    for code in all_competition_codes:
+        for stage in range(4):
+            counts[stage, int(code[1 + stage])] += 1
+    for stage, n in enumerate((4, 4, 7, 4)):
+        row = counts[stage][counts[stage] > 0]
+        sd = math.sqrt(45_000 / n * (1 - 1 / n))
+        assert len(row) == n and np.all(np.abs(row - 45_000 / n) < 5 * sd), row
 
 
 def test_arch_is_immutable_hashable_and_picklable():
@@ -276,11 +347,11 @@ def test_direct_construction_is_validated():
         ss.get_space("fmnist").widths(dataclasses.replace(ss.Arch.from_code(EXAMPLE), resolution=2))
 
 
-def test_fuzzed_codes_are_valid_archs_or_value_errors(competition_codes):
+def test_fuzzed_codes_are_valid_archs_or_value_errors(excerpt_codes):
     """Random digit edits, insertions, deletions and swaps: nothing but ValueError escapes."""
     rng = np.random.default_rng(1234)
     space = ss.get_space("imagenet")
-    seeds = competition_codes[:200] + [a.code for a in space.sample_many(200, seed=5)]
+    seeds = excerpt_codes[:200] + [a.code for a in space.sample_many(200, seed=5)]
     alphabet = list("01234567890123456789") + ["x", " ", "\u0663", "-"]
     n_valid = n_invalid = 0
     for i in range(6000):
@@ -405,6 +476,27 @@ def test_width_table_follows_make_divisible(space):
         space.stage_width(0, 0)
     with pytest.raises(ValueError, match="stage is 0-based"):
         space.stage_width(4, 1)
+
+
+def _doc_width_tables(text):
+    """{variant: 5x7 rows} from docs/SEARCH_SPACE.md's "### `name`" width tables."""
+    tables, names = {}, []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            names = re.findall(r"`(\w+)`", line) if line.startswith("### ") else []
+        elif names and line.startswith(("| stem |", "| stage ")):
+            row = [int(c) for c in line.strip("|").split("|")[1:]]
+            for name in names:
+                tables.setdefault(name, []).append(row)
+    return tables
+
+
+def test_docs_width_tables_are_those_of_the_spaces(repo_root):
+    # docs/SEARCH_SPACE.md restates every variant's width table; keep the two in step.
+    tables = _doc_width_tables((repo_root / "docs" / "SEARCH_SPACE.md").read_text())
+    assert sorted(tables) == SPACE_NAMES
+    for name, rows in tables.items():
+        np.testing.assert_array_equal(rows, ss.get_space(name).width_table(), err_msg=name)
 
 
 def test_widths_of_an_arch():
@@ -599,11 +691,19 @@ def test_imagenet_flops_use_the_strided_stem():
     assert ss.get_space("fmnist")._spatial(1) == (28, (28, 14, 7, 4))
 
 
-def test_cost_of_every_competition_code(competition_codes):
+def _check_costs(codes):
     space = ss.get_space("imagenet")
     lo = space.cost(space.smallest())
     hi = space.cost(space.largest())
-    for code in competition_codes:
+    for code in codes:
         flops, params = space.cost(space.parse(code))
         assert lo[0] <= flops <= hi[0] and lo[1] <= params <= hi[1]
     assert math.isclose(hi[0] / 1e9, 5.28, rel_tol=0.01)  # ResNet-34-like at 224 px
+
+
+def test_cost_of_competition_codes(excerpt_codes):
+    _check_costs(excerpt_codes)
+
+
+def test_cost_of_every_competition_code(all_competition_codes):
+    _check_costs(all_competition_codes)

@@ -51,10 +51,20 @@ class EpochCheckpoint(keras.callbacks.Callback):
     ``write_directory`` (default ``directory``) is where saves go; multi-worker training
     gives non-chief workers a scratch directory (`tfnas.distribute.write_dir`) while every
     worker restores from ``directory``, the chief's.
+
+    ``run_config`` (a JSON-ready dict: what determines the trained weights) is stored in
+    ``state.json`` beside the weights; `restore` refuses a checkpoint whose record differs,
+    naming the fields, so that a resumed run never continues another run's training (say,
+    after ``train.epochs`` was changed, which changes the learning-rate schedule).
     """
 
     def __init__(
-        self, directory, guard: NanGuard | None = None, every_epochs: int = 1, write_directory=None
+        self,
+        directory,
+        guard: NanGuard | None = None,
+        every_epochs: int = 1,
+        write_directory=None,
+        run_config: dict | None = None,
     ):
         super().__init__()
         if every_epochs < 1:
@@ -68,11 +78,33 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.write_directory = Path(write_directory) if write_directory else self.directory
         self.weights_path = self.directory / "last.weights.h5"
         self.state_path = self.directory / "state.json"
+        self.run_config = run_config
 
     def completed_epochs(self) -> int:
         if not self.state_path.exists():
             return 0
         return int(json.loads(self.state_path.read_text())["epochs"])
+
+    def check_run_config(self) -> None:
+        """Raises ValueError if the checkpoint was trained with another ``run_config``."""
+        if self.run_config is None or not self.state_path.exists():
+            return
+        saved = json.loads(self.state_path.read_text()).get("run_config")
+        if saved is None:
+            raise ValueError(
+                f"the checkpoint in {self.directory} has no record of the config it was "
+                "trained with (an older tfnas wrote it), so resuming could mix two runs; pass "
+                "--overwrite to start over (the old run is moved aside), or use another --workdir"
+            )
+        differ = config_differences(saved, self.run_config)
+        if differ:
+            shown = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, a, b in differ[:8])
+            more = f" (and {len(differ) - 8} more)" if len(differ) > 8 else ""
+            raise ValueError(
+                f"the checkpoint in {self.directory} was trained with another config: {shown}"
+                f"{more}. Resuming would mix two runs: restore those values, pass --overwrite "
+                "to start over (the old run is moved aside), or use another --workdir"
+            )
 
     def restore(self, model, steps_per_epoch: int | None = None) -> int:
         """Loads the last checkpoint into ``model`` (if any); returns the epoch to start at.
@@ -84,6 +116,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         epochs = self.completed_epochs()
         if not (epochs and self.weights_path.exists()):
             return 0
+        self.check_run_config()
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         try:
@@ -113,8 +146,34 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.model.save_weights(tmp)
         os.replace(tmp, out / self.weights_path.name)
         tmp_state = out / "state.tmp.json"
-        tmp_state.write_text(json.dumps({"epochs": epoch + 1}))
+        state = {"epochs": epoch + 1}
+        if self.run_config is not None:
+            state["run_config"] = self.run_config
+        tmp_state.write_text(json.dumps(state, sort_keys=True))
         os.replace(tmp_state, out / self.state_path.name)
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def config_differences(old: dict, new: dict) -> list[tuple[str, object, object]]:
+    """[(dotted field, old value, new value)] where two nested config dicts differ."""
+    a, b = _flatten(old), _flatten(new)
+    missing = object()
+    rows = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, missing), b.get(key, missing)
+        if va != vb:
+            rows.append(
+                (key, "<absent>" if va is missing else va, "<absent>" if vb is missing else vb)
+            )
+    return rows
 
 
 class Throughput(keras.callbacks.Callback):

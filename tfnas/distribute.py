@@ -21,6 +21,9 @@ on a file system all workers see).
 Loss scaling: Keras optimizers all-reduce gradients with SUM, so the single
 `SupernetTrainer.train_step` scales its loss with `scale_loss` -- the only place where the
 number of replicas enters a loss.
+
+Reproducibility: `configure_determinism` (``train.deterministic``) makes a rerun of the same
+command on the same machine and software give bitwise-identical weights.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
@@ -146,3 +150,47 @@ def write_dir(directory, strategy: tf.distribute.Strategy | None = None) -> Path
     out = Path(tempfile.gettempdir()) / task / f"{key}-{directory.name}"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def configure_determinism(enabled: bool, seed: int) -> bool:
+    """Makes the training of this process reproducible bit for bit, when ``enabled``.
+
+    Call it before building the datasets and the model (``oneshot`` does, from
+    ``config.train.deterministic`` and ``config.seed``). With ``enabled`` it seeds Python,
+    NumPy, TensorFlow and Keras (`keras.utils.set_random_seed`) and turns on TensorFlow's
+    op determinism (`tf.config.experimental.enable_op_determinism`): every op then uses a
+    deterministic kernel or raises ``UnimplementedError``, and tf.data runs its maps in a
+    fixed order. Two runs of the same command, on the same hardware, TensorFlow version,
+    number of devices and strategy, then give the same weights to the last bit. Without it,
+    runs differ by float round-off that training amplifies (see
+    ``benchmarks/run_to_run.py`` for the spread).
+
+    Cost: op determinism cannot be switched off again in the process (it is global), so
+    set it once at start-up. It is slower where TensorFlow has to pick a deterministic
+    kernel or serialize a tf.data map; tfnas's pipelines use stateless random ops only, so
+    their maps keep running in parallel.
+
+    Args:
+        enabled: turn the deterministic mode on; False changes nothing (a process that
+            already turned it on stays deterministic).
+        seed: the seed of every random generator (the config's ``seed``).
+
+    Returns:
+        Whether op determinism is on in this process.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(
+            f"configure_determinism: seed must be an integer >= 0, received {seed!r}. Set "
+            "--config.seed to a non-negative integer."
+        )
+    if enabled:
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+    return is_deterministic()
+
+
+def is_deterministic() -> bool:
+    """Whether TensorFlow's op determinism is on in this process."""
+    from tensorflow.python.framework import config as tf_config  # no public getter
+
+    return bool(tf_config.is_op_determinism_enabled())

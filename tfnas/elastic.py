@@ -9,7 +9,7 @@ code -- so a single traced graph serves every subnet and no layer keeps mutable
 Two more axes of the weights exist for the weight-sharing schemes, and the plain one-shot
 supernet runs through the same code with both of size 1:
 
-* ``num_copies`` (G): independent copies of every weight. The supernet picks one copy per
+* ``num_copies``: independent copies of every weight. The supernet picks one copy per
   stage and arch (``copy`` argument): few-shot group split (CVPR22 Track-1, 4th place)
   keys it by a stage's output width, sub-supernets (2nd place) by the depths of stages 3
   and 4.

@@ -20,6 +20,7 @@ gradients and BN updates only its non-trainable statistics.
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -136,3 +137,175 @@ class SubnetEvaluator:
 def recal_num_examples(evaluator: SubnetEvaluator) -> int:
     """Images used for one recalibration (for reports)."""
     return int(np.sum([int(b[0].shape[0]) for b in evaluator.recal_batches]))
+
+
+# ------------------------------------------------------------------ from an experiment config
+
+
+def evaluator_spec(config, *, eval_batches: int | None = None) -> dict:
+    """Everything that decides an evaluator's scores besides the supernet, as plain JSON.
+
+    One place lists the evaluator's inputs, so that `build_evaluator` builds from it and
+    `fingerprint` hashes exactly it: the data section, the recalibration batches (split,
+    batch size, number, augmentation, averaging, and the seed that draws them) and the
+    evaluation batches (split, batch size, number).
+
+    Args:
+      config: an experiment config (``data``, ``seed``, ``evaluate`` sections).
+      eval_batches: overrides ``evaluate.num_batches`` (0: the whole split).
+    """
+    ev = config.evaluate
+    recal = ev.recalibration
+    return {
+        "data": json.loads(config.data.to_json_best_effort()),
+        "recalibration": {
+            "split": recal.split,
+            "batch_size": int(recal.batch_size),
+            "num_batches": int(recal.num_batches),
+            "augment": bool(recal.augment),
+            "mode": recal.mode,
+            "ema_momentum": float(recal.ema_momentum),
+            # The recalibration batches are a fixed random draw of this seed.
+            "seed": int(config.seed) + 1,
+        },
+        "evaluation": {
+            "split": ev.split,
+            "batch_size": int(ev.batch_size),
+            "num_batches": int(ev.num_batches if eval_batches is None else eval_batches),
+        },
+    }
+
+
+def build_evaluator(config, supernet, *, eval_batches: int | None = None) -> SubnetEvaluator:
+    """The `SubnetEvaluator` of ``config`` (`evaluator_spec`) around ``supernet``.
+
+    Usage (what the ``evaluate`` stage does)::
+
+        evaluator = evaluation.build_evaluator(config, keras.saving.load_model(path))
+        acc = evaluator.accuracy(code)
+    """
+    from tfnas import data as data_lib  # the data pipelines; heavy, so imported on use
+
+    spec = evaluator_spec(config, eval_batches=eval_batches)
+    recal, ev = spec["recalibration"], spec["evaluation"]
+    recal_ds = data_lib.build_dataset(
+        config.data,
+        recal["split"],
+        recal["batch_size"],
+        training=recal["augment"],
+        seed=recal["seed"],
+        repeat=True,
+        shuffle=True,  # a random, but fixed, set of training batches
+    )
+    eval_ds = data_lib.build_dataset(
+        config.data, ev["split"], ev["batch_size"], training=False, seed=int(config.seed)
+    )
+    if ev["num_batches"]:
+        eval_ds = eval_ds.take(ev["num_batches"])
+    return SubnetEvaluator.from_datasets(
+        supernet,
+        recal_ds,
+        eval_ds,
+        recal["num_batches"],
+        mode=recal["mode"],
+        ema_momentum=recal["ema_momentum"],
+    )
+
+
+def fingerprint(config, supernet_file) -> str:
+    """16 hex digits of SHA-256 over the supernet file's bytes and `evaluator_spec`.
+
+    Two scores with the same fingerprint came from the same supernet and the same
+    recalibration and evaluation data; resuming or merging scores checks it.
+    """
+    from tfnas import export  # file_sha256; export imports the static models
+
+    setup = json.dumps(evaluator_spec(config), sort_keys=True).encode()
+    return export.file_sha256(supernet_file, suffix=setup)[:16]
+
+
+# ------------------------------------------------------------------------ the config section
+
+CONFIG_FIELDS = (
+    "codes",
+    "supernet",
+    "split",
+    "batch_size",
+    "num_batches",
+    "log_every",
+    "recalibration",
+)
+RECALIBRATION_FIELDS = ("split", "batch_size", "num_batches", "augment", "mode", "ema_momentum")
+
+
+def check_split(fields, field: str, holdout_size: int) -> str:
+    """Checks that ``field`` of a section (a `tfnas.config_checks.Section`) names a split of
+    `tfnas.data.SPLITS` that exists: ``holdout`` needs ``data.holdout_size`` > 0."""
+    from tfnas import data as data_lib  # the data pipelines; heavy, so imported on use
+
+    split = fields.choice(field, data_lib.SPLITS)
+    if split == "holdout" and holdout_size == 0:
+        raise fields.fail(
+            field,
+            split,
+            "'train' or 'test' when data.holdout_size is 0 (there is no holdout split)",
+            "set --config.data.holdout_size to a positive size or "
+            f"--config.{fields.path}.{field}=test",
+        )
+    return split
+
+
+def validate_config(section, *, holdout_size: int) -> None:
+    """Checks the ``evaluate`` section of an experiment config (`tfnas.config_lib`).
+
+    Fields (the ``evaluate`` stage; `evaluator_spec` says which decide a score):
+
+    - ``codes``: the default of ``--codes`` (a file or ``CODE,CODE``; empty: none).
+    - ``supernet``: the ``supernet.keras`` to score (empty: the ``oneshot`` stage's
+      manifest in the same workdir).
+    - ``split``: the split scored, one of `tfnas.data.SPLITS` (``holdout`` needs
+      ``data.holdout_size`` > 0).
+    - ``batch_size`` (int >= 1), ``num_batches`` (int >= 0; 0: the whole split).
+    - ``log_every`` (int >= 1): print progress every so many archs.
+    - ``recalibration``: BN recalibration before each arch is scored (also used by the
+      ``export`` stage and the ranking monitor):
+
+      - ``split``: where its batches come from (usually ``train``);
+      - ``batch_size``, ``num_batches`` (ints >= 1): a fixed random draw of batches (seed
+        ``config.seed + 1``), the same for every arch;
+      - ``augment`` (bool): draw them with training augmentation;
+      - ``mode``: ``cumulative`` (exact average over the batches) or ``ema``
+        (`RECALIBRATION_MODES`);
+      - ``ema_momentum`` in [0, 1]: the momentum of ``ema``.
+
+    Args:
+      section: ``config.evaluate``.
+      holdout_size: ``config.data.holdout_size``, to check the splits.
+
+    Raises:
+      ValueError: naming ``config.evaluate.<field>``, the value, what is expected and how to
+        fix it; also for a missing or unknown field.
+    """
+    from tfnas import config_checks
+
+    fields = config_checks.Section(
+        section, "evaluate", CONFIG_FIELDS, owner="tfnas.evaluation.validate_config"
+    )
+    fields.string("codes")
+    fields.string("supernet")
+    check_split(fields, "split", holdout_size)
+    fields.integer("batch_size", 1)
+    fields.integer("num_batches", 0)
+    fields.integer("log_every", 1)
+    recal = config_checks.Section(
+        section["recalibration"],
+        "evaluate.recalibration",
+        RECALIBRATION_FIELDS,
+        owner="tfnas.evaluation.validate_config",
+    )
+    check_split(recal, "split", holdout_size)
+    recal.integer("batch_size", 1)
+    recal.integer("num_batches", 1)
+    recal.boolean("augment")
+    recal.choice("mode", RECALIBRATION_MODES)
+    recal.number("ema_momentum", 0.0, 1.0)

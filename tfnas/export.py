@@ -378,3 +378,54 @@ def _keras_version() -> str:
     import keras
 
     return keras.__version__
+
+
+# -------------------------------------------------------------------- the config section
+
+CONFIG_FIELDS = (
+    "root",
+    "run",
+    "overwrite",
+    "supernet",
+    "allow_untrained",
+    "codes",
+    "top_k",
+    "recalibrate",
+)
+
+
+def validate_config(section) -> None:
+    """Checks the ``export`` section of an experiment config (`tfnas.config_lib`).
+
+    Fields (the ``export`` stage):
+
+    - ``root``: directory of the exports (non-empty; relative to the current directory).
+    - ``run``: its sub-directory (empty: ``config.name``); each arch is exported to
+      ``<root>/<run>/<code>/``.
+    - ``overwrite`` (bool): replace existing exports (as ``--overwrite`` does).
+    - ``supernet``: the ``supernet.keras`` whose weights are exported (empty: the
+      ``oneshot`` stage's manifest in the same workdir).
+    - ``allow_untrained`` (bool): without a trained supernet, export subnets of a freshly
+      initialized one (seed ``config.seed``; for smoke tests) instead of failing.
+    - ``codes``: the default of ``--codes``; both empty: the ``top_k`` (int >= 1) most
+      accurate archs of the ``evaluate`` stage's results.
+    - ``recalibrate`` (bool): recalibrate each arch's BN statistics before export, as
+      ``evaluate.recalibration`` says.
+
+    Raises:
+      ValueError: naming ``config.export.<field>``, the value, what is expected and how to
+        fix it; also for a missing or unknown field.
+    """
+    from tfnas import config_checks
+
+    fields = config_checks.Section(
+        section, "export", CONFIG_FIELDS, owner="tfnas.export.validate_config"
+    )
+    fields.string("root", allow_empty=False)
+    fields.string("run")
+    fields.boolean("overwrite")
+    fields.string("supernet")
+    fields.boolean("allow_untrained")
+    fields.string("codes")
+    fields.integer("top_k", 1)
+    fields.boolean("recalibrate")

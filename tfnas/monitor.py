@@ -7,7 +7,7 @@ their stand-alone (ground-truth) accuracies::
 
     monitor = RankingMonitor(
         ground_truth={code: acc, ...},                  # or from_config(...)
-        evaluator_factory=lambda net: oneshot.make_evaluator(config, net),
+        evaluator_factory=lambda net: evaluation.build_evaluator(config, net),
         log_dir=stage_dir / "tensorboard",
         checkpoint_dir=stage_dir / "monitor",
     )
@@ -18,7 +18,8 @@ What it produces:
 * TensorBoard, run ``<log_dir>/ranking``, step = completed epochs: scalars
   ``ranking/kendall_tau``, ``ranking/spearman_rho``, ``ranking/pearson_r``,
   ``ranking/mean_supernet_acc``, ``ranking/seconds``, and the image ``ranking/scatter``
-  (x: ground truth, y: supernet accuracy; drawn with numpy by `render_scatter`);
+  (x: ground truth, y: supernet accuracy after BN recalibration, titled with the epoch and
+  Kendall tau; drawn with matplotlib by `tfnas.plotting.scatter`);
 * ``<checkpoint_dir>/best_tau.keras``: the supernet of the epoch with the highest Kendall
   tau so far (written only when tau strictly improves), with ``best_tau.json`` (epoch and
   metrics); a resumed run reads ``best_tau.json`` back, so it only replaces a better past
@@ -44,9 +45,7 @@ Cost: each evaluation recalibrates and scores every arch (``evaluate.recalibrati
 moving statistics; that is harmless because supernet training normalizes with batch
 statistics (``supernet.bn_momentum=1.0``) and evaluation always recalibrates first.
 
-Config (``train.monitor``, see `tfnas.config_lib`): ``enabled``, ``ground_truth`` (a
-competition-JSON or results-JSON file with ``acc``, read by `tfnas.stages.rank.load_scores`),
-``every_epochs``, ``max_archs`` (0: all; else a subset drawn with ``config.seed``).
+Config: the ``train.monitor`` section, documented and checked by `validate_config`.
 """
 
 from __future__ import annotations
@@ -62,7 +61,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas import plotting
 from tfnas import ranking
+from tfnas import scores as scores_lib
 from tfnas import search_space as ss
 
 METRICS = (
@@ -77,14 +78,12 @@ GT_FLAG = "config.train.monitor.ground_truth"
 
 
 def load_ground_truth(path, space: str | ss.SearchSpace | None = None) -> dict[str, float]:
-    """{code: acc} of a competition-JSON or results-JSON file (`rank.load_scores`).
+    """{code: acc} of a competition-JSON or results-JSON file (`tfnas.scores.load_scores`).
 
     Codes are validated against ``space`` when given. A code listed twice must have the
     same acc both times.
     """
-    from tfnas.stages import rank  # the stages package imports TensorFlow-heavy modules
-
-    pairs = rank.load_scores(path, GT_FLAG)
+    pairs = scores_lib.load_scores(path, GT_FLAG)
     return _ground_truth_dict(pairs, space, source=f"--{GT_FLAG}={path}")
 
 
@@ -193,7 +192,7 @@ class RankingMonitor(keras.callbacks.Callback):
         ``<stage_dir>/monitor``.
         """
         section = config.train.monitor
-        path = section.get("ground_truth", "")
+        path = section.ground_truth
         if not path:
             raise ValueError(
                 "config.train.monitor.enabled is True but config.train.monitor.ground_truth is "
@@ -206,11 +205,11 @@ class RankingMonitor(keras.callbacks.Callback):
             evaluator_factory,
             log_dir=stage_dir / "tensorboard",
             checkpoint_dir=stage_dir / "monitor",
-            every_epochs=int(section.get("every_epochs", 1)),
-            max_archs=int(section.get("max_archs", 0)),
+            every_epochs=int(section.every_epochs),
+            max_archs=int(section.max_archs),
             seed=int(config.seed),
             space=config.space,
-            verbose=1 if config.train.get("verbose", 1) else 0,
+            verbose=1 if config.train.verbose else 0,
         )
 
     # -- the Keras hooks ---------------------------------------------------------------
@@ -323,9 +322,14 @@ class RankingMonitor(keras.callbacks.Callback):
                 if entry[name] is not None:
                     tf.summary.scalar(f"ranking/{name}", entry[name])
             tf.summary.scalar("ranking/seconds", entry["seconds"])
-            image = render_scatter(
-                [self.ground_truth[c] for c in self.codes], [pred[c] for c in self.codes]
+            figure = plotting.scatter(
+                [self.ground_truth[c] for c in self.codes],
+                [pred[c] for c in self.codes],
+                xlabel="ground-truth (stand-alone) accuracy",
+                ylabel="supernet accuracy (BN recalibrated)",
+                title=f"epoch {step}: Kendall tau {_fmt(entry['kendall_tau'])}",
             )
+            image = plotting.to_rgb_array(figure)
             values = ", ".join(f"{name} {_fmt(entry[name])}" for name, _ in METRICS)
             tf.summary.image(
                 "ranking/scatter",
@@ -342,122 +346,47 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-# ------------------------------------------------------------------------------ scatter plot
+# -------------------------------------------------------------------- the config section
 
-# 3x5 bitmaps of the characters of axis labels (rows top to bottom, "1" = ink).
-_GLYPHS = {
-    "0": ("111", "101", "101", "101", "111"),
-    "1": ("010", "110", "010", "010", "111"),
-    "2": ("111", "001", "111", "100", "111"),
-    "3": ("111", "001", "111", "001", "111"),
-    "4": ("101", "101", "111", "001", "001"),
-    "5": ("111", "100", "111", "001", "111"),
-    "6": ("111", "100", "111", "101", "111"),
-    "7": ("111", "001", "001", "001", "001"),
-    "8": ("111", "101", "111", "101", "111"),
-    "9": ("111", "101", "111", "001", "111"),
-    ".": ("000", "000", "000", "000", "010"),
-    "-": ("000", "000", "111", "000", "000"),
-}
-BACKGROUND = (255, 255, 255)
-INK = (0, 0, 0)
-GRID = (225, 225, 225)
-POINT = (31, 119, 180)
+CONFIG_FIELDS = ("enabled", "ground_truth", "every_epochs", "max_archs")
 
 
-def _draw_text(image, text: str, x: int, y: int, scale: int = 2) -> None:
-    """Draws ``text`` with its top-left corner at pixel (x, y); clipped to the image."""
-    h, w = image.shape[:2]
-    for i, char in enumerate(text):
-        glyph = _GLYPHS.get(char)
-        if glyph is None:
-            continue
-        for r, row in enumerate(glyph):
-            for c, bit in enumerate(row):
-                if bit == "1":
-                    y0, x0 = y + r * scale, x + (i * 4 + c) * scale
-                    image[max(y0, 0) : min(y0 + scale, h), max(x0, 0) : min(x0 + scale, w)] = INK
+def validate_config(section) -> None:
+    """Checks the ``train.monitor`` section of an experiment config (`tfnas.config_lib`).
 
+    Fields (`RankingMonitor.from_config` reads them):
 
-def _text_width(text: str, scale: int = 2) -> int:
-    return (4 * len(text) - 1) * scale
+    - ``enabled`` (bool): run the monitor during ``oneshot`` training.
+    - ``ground_truth``: a competition-JSON or results-JSON file with ``acc`` (read by
+      `tfnas.scores.load_scores`); needed when ``enabled``.
+    - ``every_epochs`` (int >= 1): evaluate after every so many epochs (and the last).
+    - ``max_archs``: 0 (every arch of the ground truth) or at least `ranking.MIN_ARCHS`
+      (a rank correlation needs 3); a subset is drawn with ``config.seed``.
 
-
-def _axis_range(values: np.ndarray) -> tuple[float, float]:
-    low, high = float(values.min()), float(values.max())
-    span = high - low
-    if span == 0:
-        pad = abs(low) * 0.05 or 0.5
-        return low - pad, high + pad
-    return low - 0.05 * span, high + 0.05 * span
-
-
-def _label(value: float, span: float) -> str:
-    decimals = int(min(4, max(0, 2 - math.floor(math.log10(span))))) if span > 0 else 2
-    return f"{value:.{decimals}f}"
-
-
-def render_scatter(
-    x, y, height: int = 256, width: int = 320, radius: int = 3, ticks: int = 5
-) -> np.ndarray:
-    """A scatter plot of ``y`` against ``x`` as a uint8 RGB array [height, width, 3].
-
-    White background, black axes box with ``ticks`` tick marks and light grid lines per
-    axis, the lowest and highest tick labelled with digits, points as filled blue discs.
-    The axes span the data with a 5% margin. No plotting library needed.
+    Raises:
+      ValueError: naming ``config.train.monitor.<field>``, the value, what is expected and
+        how to fix it; also for a missing or unknown field.
     """
-    x = np.asarray(x, np.float64).ravel()
-    y = np.asarray(y, np.float64).ravel()
-    if x.shape != y.shape or x.size == 0:
-        raise ValueError(
-            f"render_scatter needs two equally long, non-empty vectors, received {x.size} and "
-            f"{y.size} values."
+    from tfnas import config_checks
+
+    fields = config_checks.Section(
+        section, "train.monitor", CONFIG_FIELDS, owner="tfnas.monitor.validate_config"
+    )
+    if fields.boolean("enabled"):
+        fields.string(
+            "ground_truth",
+            allow_empty=False,
+            fix="set --config.train.monitor.ground_truth=FILE (stand-alone accuracies, "
+            "competition or results JSON) or --config.train.monitor.enabled=False",
         )
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("render_scatter: the values must be finite.")
-    image = np.empty((height, width, 3), np.uint8)
-    image[:] = BACKGROUND
-    # Plot area: room for the y labels on the left and the x labels below.
-    left, right, top, bottom = 60, width - 12, 10, height - 24
-    if right - left < 10 or bottom - top < 10:
-        raise ValueError(f"render_scatter: {height}x{width} pixels is too small for a plot.")
-    (x0, x1), (y0, y1) = _axis_range(x), _axis_range(y)
-
-    def px(v):
-        return np.rint(left + (v - x0) / (x1 - x0) * (right - left)).astype(int)
-
-    def py(v):
-        return np.rint(bottom - (v - y0) / (y1 - y0) * (bottom - top)).astype(int)
-
-    tick_x = np.linspace(x0, x1, ticks)
-    tick_y = np.linspace(y0, y1, ticks)
-    for cx in px(tick_x)[1:-1]:
-        image[top:bottom, cx] = GRID
-    for cy in py(tick_y)[1:-1]:
-        image[cy, left:right] = GRID
-    # Axes box and ticks.
-    image[top, left : right + 1] = INK
-    image[bottom, left : right + 1] = INK
-    image[top : bottom + 1, left] = INK
-    image[top : bottom + 1, right] = INK
-    for cx in px(tick_x):
-        image[bottom : bottom + 4, cx] = INK
-    for cy in py(tick_y):
-        image[cy, left - 4 : left] = INK
-    # Labels of the first and last ticks.
-    for value, cx in ((tick_x[0], left), (tick_x[-1], right)):
-        text = _label(value, x1 - x0)
-        start = int(np.clip(cx - _text_width(text) // 2, 0, width - _text_width(text)))
-        _draw_text(image, text, start, bottom + 8)
-    for value, cy in ((tick_y[0], bottom), (tick_y[-1], top)):
-        text = _label(value, y1 - y0)
-        start = int(np.clip(cy - 5, 0, height - 10))
-        _draw_text(image, text, max(0, left - 6 - _text_width(text)), start)
-    # Points.
-    rows, cols = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    disc = rows**2 + cols**2 <= radius**2
-    for cx, cy in zip(px(x), py(y)):
-        rr, cc = cy + rows[disc], cx + cols[disc]
-        keep = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
-        image[rr[keep], cc[keep]] = POINT
-    return image
+    else:
+        fields.string("ground_truth")
+    fields.integer("every_epochs", 1)
+    max_archs = fields.integer("max_archs", 0)
+    if 0 < max_archs < ranking.MIN_ARCHS:
+        raise fields.fail(
+            "max_archs",
+            max_archs,
+            f"0 (all archs) or at least {ranking.MIN_ARCHS} (a rank correlation needs "
+            f"{ranking.MIN_ARCHS})",
+        )

@@ -361,6 +361,77 @@ def _partial(statistic, x, y, z, *, n_boot, seed, level) -> dict:
     return _result(value, len(x), boot)
 
 
+# ------------------------------------------------------------------ paired comparison
+
+
+def _normalized_ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks scaled to [0, 1], so that two rankers' scores share one scale."""
+    r = stats.rankdata(x)
+    return (r - 1.0) / max(len(x) - 1.0, 1.0)
+
+
+def paired_tau_difference(
+    pred_a,
+    pred_b,
+    gt,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    n_perm: int = 1000,
+    seed: int = 0,
+    level: float = DEFAULT_CI_LEVEL,
+) -> dict:
+    """Is ranker A closer to the ground truth than ranker B, on the same archs?
+
+    ``delta`` = tau_b(A, gt) - tau_b(B, gt). The interval is a paired percentile bootstrap
+    over archs (the same resampled archs for both rankers, so what the two share cancels);
+    the p-value is two-sided, from a paired permutation test: under the null hypothesis
+    that A and B rank equally well, swapping A's and B's normalized ranks of an arch
+    changes nothing, so each arch's pair is swapped with probability 1/2 and
+    ``(1 + #{|delta_perm| >= |delta|}) / (1 + n_perm)`` is reported.
+
+    Args:
+      pred_a, pred_b, gt: equally long score sequences (higher = better), one per arch.
+      n_boot: bootstrap resamples (0: no interval); n_perm: permutations (0: no p-value);
+        seed: their seed; level: CI coverage.
+
+    Returns:
+      ``{"delta", "tau_a", "tau_b", "n", "ci", "n_boot", "n_boot_used", "p_value",
+      "n_perm"}``.
+    """
+    a, b, g = _paired([("pred_a", pred_a), ("pred_b", pred_b), ("gt", gt)])
+    tau_a = _scipy_kendall(a, g)
+    tau_b = _scipy_kendall(b, g)
+    delta = tau_a - tau_b
+
+    def statistic(index, x, y, z):
+        return _kendall_stat(index, x, z) - _kendall_stat(index, y, z)
+
+    boot = bootstrap_ci(statistic, [a, b, g], n_boot=n_boot, seed=seed, level=level)
+    p_value = None
+    n_perm = int(n_perm)
+    if n_perm < 0:
+        raise ValueError(f"n_perm must be >= 0 permutations, got {n_perm}")
+    if n_perm:
+        ra, rb = _normalized_ranks(a), _normalized_ranks(b)
+        rng = np.random.default_rng(seed + 1)
+        exceed = 0
+        for _ in range(n_perm):
+            swap = rng.random(len(a)) < 0.5
+            pa, pb = np.where(swap, rb, ra), np.where(swap, ra, rb)
+            d = _scipy_kendall(pa, g) - _scipy_kendall(pb, g)
+            exceed += abs(d) >= abs(delta) - 1e-12
+        p_value = (1 + exceed) / (1 + n_perm)
+    return {
+        "delta": float(delta),
+        "tau_a": float(tau_a),
+        "tau_b": float(tau_b),
+        "n": len(a),
+        **boot,
+        "p_value": p_value,
+        "n_perm": n_perm,
+    }
+
+
 # ---------------------------------------------------------------------------- top-k
 
 
@@ -509,6 +580,9 @@ def ranking_report(
     level: float = DEFAULT_CI_LEVEL,
     pred_name: str = "supernet",
     drop_unmatched_pred: bool = False,
+    extra_rankers: Mapping[str, Mapping[str, float]] | None = None,
+    ceiling: float | None = None,
+    n_perm: int = 1000,
 ) -> dict:
     """Every ranking metric of ``pred`` against ``gt``, next to FLOPs and params as rankers.
 
@@ -523,14 +597,21 @@ def ranking_report(
       drop_unmatched_pred: ignore predicted codes without ground truth (e.g. the supernet
         scored all 45,000 competition codes, 30 have ground truth). By default every code
         must be on both sides.
+      extra_rankers: more ``{name: {code: score}}`` rankers (e.g. zero-cost proxies); each
+        must score every ground-truth code.
+      ceiling: the Kendall tau a perfect ranker is expected to reach against this ground
+        truth (`tfnas.ground_truth.reliability`'s ``expected_ceiling``); adds
+        ``kendall_tau_normalized`` = tau / ceiling to every ranker.
+      n_perm: permutations of the paired tests (``paired``).
 
     Returns:
       A JSON-ready dict: ``n``, ``space``, ``ks``, ``ks_skipped``, ``n_boot``, ``seed``,
       ``ci_level``, ``inputs`` (counts, duplicates, dropped) and ``rankers``:
       ``{name: {"kendall_tau", "spearman_rho", "pearson_r": {value, n, ci, n_boot_used,
       p_value}, "top_k": [{label, k, precision, kendall_tau}], "partial_flops":
-      {"kendall_tau", "spearman_rho"}}}`` for ``pred_name`` (if given), ``"flops"`` and
-      ``"params"``.
+      {"kendall_tau", "spearman_rho"}}}`` for ``pred_name`` (if given), ``"flops"``,
+      ``"params"`` and the extra rankers; ``paired``: `paired_tau_difference` of ``pred_name``
+      against every other ranker (``{other: {...}}``); ``ceiling``.
 
     Raises:
       ValueError: codes on one side only, fewer than 3 archs, non-finite or constant scores,
@@ -585,6 +666,14 @@ def ranking_report(
         rankers[pred_name] = _as_vector([pred_map[c] for c in codes], pred_name)
     rankers["flops"] = flops_vec
     rankers["params"] = np.asarray(params, np.float64)
+    for name, scores in (extra_rankers or {}).items():
+        missing = [c for c in codes if c not in scores]
+        if missing:
+            raise ValueError(
+                f"ranker {name!r} has no score for {len(missing)} of the {len(codes)} "
+                f"ground-truth archs (e.g. {_examples(missing)}); score every arch"
+            )
+        rankers[name] = _as_vector([scores[c] for c in codes], name)
     ks_resolved, ks_skipped = resolve_ks(ks, len(codes))
     for name, vec in rankers.items():
         if np.ptp(vec) == 0:
@@ -597,6 +686,27 @@ def ranking_report(
             f"ground truth is constant over the {len(codes)} archs (all {gt_vec[0]:g}); an "
             "unfilled competition file (acc 0.0) is not ground truth"
         )
+    sections = {
+        name: _ranker_section(vec, gt_vec, flops_vec, ks_resolved, n_boot, seed, level)
+        for name, vec in rankers.items()
+    }
+    if ceiling is not None:
+        if not ceiling > 0:
+            raise ValueError(
+                f"ceiling must be a positive Kendall tau (the ground truth's expected ceiling), "
+                f"got {ceiling!r}"
+            )
+        for sec in sections.values():
+            value = sec["kendall_tau"]["value"]
+            sec["kendall_tau_normalized"] = None if value is None else value / ceiling
+    paired = {}
+    if pred is not None:
+        for name, vec in rankers.items():
+            if name != pred_name:
+                paired[name] = paired_tau_difference(
+                    rankers[pred_name], vec, gt_vec, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                    level=level,
+                )
     return {
         "n": len(codes),
         "space": space.name,
@@ -606,10 +716,10 @@ def ranking_report(
         "seed": int(seed),
         "ci_level": float(level),
         "inputs": inputs,
-        "rankers": {
-            name: _ranker_section(vec, gt_vec, flops_vec, ks_resolved, n_boot, seed, level)
-            for name, vec in rankers.items()
-        },
+        "rankers": sections,
+        "pred_name": pred_name if pred is not None else None,
+        "paired": paired,
+        "ceiling": None if ceiling is None else float(ceiling),
     }
 
 
@@ -670,6 +780,27 @@ def format_report(report: dict) -> str:
             if r["n_boot"] and r["n_boot_used"] < r["n_boot"]:
                 skipped.append(f"{name} {m}: {r['n_boot'] - r['n_boot_used']}")
     table("Correlation with ground truth", ["Kendall tau-b", "Spearman rho", "Pearson r"], rows)
+    if report.get("ceiling"):
+        lines.append(
+            f"tau / ceiling (expected tau of a perfect ranker, {report['ceiling']:.3f}): "
+            + ", ".join(
+                f"{name} {_num(sec['kendall_tau_normalized']).strip()}"
+                for name, sec in rankers.items()
+            )
+        )
+    if report.get("paired"):
+        rows = []
+        for other, d in report["paired"].items():
+            p = "n/a" if d["p_value"] is None else f"{d['p_value']:.3f}"
+            interval = f"[{_num(d['ci'][0])}, {_num(d['ci'][1])}]" if d.get("ci") else ""
+            rows.append(
+                f"{report['pred_name']} - {other}".ljust(width + 12)
+                + f"{_num(d['delta'])} {interval}".ljust(cell)
+                + f"p = {p} ({d['n_perm']} permutations)"
+            )
+        lines.append("")
+        lines.append("Paired difference in Kendall tau-b (bootstrap CI, permutation p-value)")
+        lines.extend(rows)
 
     rows = []
     for name, sec in rankers.items():
@@ -716,3 +847,46 @@ def format_report(report: dict) -> str:
             "Bootstrap resamples skipped as degenerate (constant scores): " + "; ".join(skipped)
         )
     return "\n".join(lines)
+
+
+# -------------------------------------------------------------------- the config section
+
+CONFIG_FIELDS = ("ks", "bootstrap", "seed", "drop_unmatched_pred")
+
+
+def validate_config(section) -> None:
+    """Checks the ``rank`` section of an experiment config (`tfnas.config_lib`).
+
+    Fields (the ``rank`` stage passes them to `ranking_report`):
+
+    - ``ks``: the top-k specs of precision@k and top-k tau, a tuple of arch counts (ints
+      >= 1) and fractions of the archs (floats in (0, 1)); see `resolve_ks`.
+    - ``bootstrap`` (int >= 0): bootstrap resamples per confidence interval (0: none).
+    - ``seed`` (int >= 0): their seed.
+    - ``drop_unmatched_pred`` (bool): ignore scored codes that have no ground truth (e.g.
+      a supernet that scored every competition code) instead of failing.
+
+    Raises:
+      ValueError: naming ``config.rank.<field>``, the value, what is expected and how to
+        fix it; also for a missing or unknown field.
+    """
+    from tfnas import config_checks
+
+    fields = config_checks.Section(
+        section, "rank", CONFIG_FIELDS, owner="tfnas.ranking.validate_config"
+    )
+    ks = fields["ks"]
+    ok = isinstance(ks, (tuple, list)) and all(
+        config_checks.is_number(k) and (0 < k < 1 or (k >= 1 and int(k) == k)) for k in ks
+    )
+    if not ok:
+        raise fields.fail(
+            "ks",
+            ks,
+            "a tuple of arch counts (integers >= 1) and fractions of the archs (numbers in "
+            "(0, 1))",
+            "fix it with e.g. --config.rank.ks='(5, 10, 0.1)' or in the config file",
+        )
+    fields.integer("bootstrap", 0)
+    fields.integer("seed", 0)
+    fields.boolean("drop_unmatched_pred")

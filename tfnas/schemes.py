@@ -120,7 +120,7 @@ def build_scheme(config) -> Scheme:
             "--config.train.scheme."
         )
     space = ss.get_space(config.space)
-    dropout = config.supernet.get("dropout", 0.0)
+    dropout = config.supernet.dropout
     if name == "sandwich":
         return SandwichScheme(space, config.seed, config.train.num_random_subnets, dropout)
     return SCHEMES[name](space, config.seed, dropout)

@@ -27,10 +27,15 @@ the ``mix`` passed to ``call``.
 
 from __future__ import annotations
 
+import json
+import os
+import zipfile
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas import config_checks
 from tfnas import elastic
 from tfnas import search_space as ss
 
@@ -294,19 +299,151 @@ class Supernet(keras.Model):
 def build_supernet(supernet_config, space: str) -> Supernet:
     """Builds (and creates the weights of) the supernet a config section describes.
 
-    This is the one place where config fields become layer arguments.
+    This is the one place where config fields become layer arguments; the section's fields
+    (see `validate_config`) are the `Supernet` arguments of the same names, plus
+    ``dropout``, which the training scheme applies.
     """
-    get = supernet_config.get
     net = Supernet(
         space=space,
-        num_copies=get("groups", 1),
-        routing=get("routing", "shared"),
-        num_kernels=get("kernels", 1),
-        simplex_hidden=get("simplex_hidden", 64),
-        bn_momentum=get("bn_momentum", 1.0),
-        bn_epsilon=get("bn_epsilon", 1e-5),
-        zero_init_residual=get("zero_init_residual", False),
+        num_copies=supernet_config.num_copies,
+        routing=supernet_config.routing,
+        num_kernels=supernet_config.num_kernels,
+        simplex_hidden=supernet_config.simplex_hidden,
+        bn_momentum=supernet_config.bn_momentum,
+        bn_epsilon=supernet_config.bn_epsilon,
+        zero_init_residual=supernet_config.zero_init_residual,
         name="supernet",
     )
     net.build()
     return net
+
+
+# -------------------------------------------------------------------- the config section
+
+# One name for the number of weight copies everywhere (config, layers, saved .keras files,
+# export metadata): ``num_copies``. The few-shot paper calls the copies "groups", but in
+# Keras `groups` means grouped convolution (Conv2D, GroupNormalization), and "copies" also
+# covers the depth34 sub-supernets. K-shot NAS's K dictionaries merged per arch are another
+# axis and keep their own name, ``num_kernels``. The config's names are the `Supernet`
+# arguments'.
+CONFIG_FIELDS = (
+    "num_copies",
+    "routing",
+    "num_kernels",
+    "simplex_hidden",
+    "bn_momentum",
+    "bn_epsilon",
+    "zero_init_residual",
+    "dropout",
+)
+# Old config names, so that an old config file is told the new one.
+_RENAMED = {"groups": "num_copies", "kernels": "num_kernels"}
+
+
+def validate_config(section) -> None:
+    """Checks the ``supernet`` section of an experiment config (`tfnas.config_lib`).
+
+    Fields (`build_supernet` passes all but ``dropout`` to `Supernet`):
+
+    - ``num_copies``: weight copies per location (int >= 1; 1 for one-shot). Several copies
+      need a ``routing`` that tells which subnets use which copy, and at most as many copies
+      as it has keys (``stage_width`` 7, ``depth34`` 28; `routing_table`).
+    - ``routing``: how an arch selects its copy, one of `ROUTINGS`: ``shared`` (one copy),
+      ``stage_width`` (few-shot group split by each stage's out width), ``depth34``
+      (sub-supernets keyed by the depths of stages 3 and 4).
+    - ``num_kernels``: K-shot weight dictionaries per convolution (int >= 1; 1: none).
+    - ``simplex_hidden``: hidden width of the simplex-net that merges them (int >= 1).
+    - ``bn_momentum``: Keras BN momentum in [0, 1] during supernet training; 1.0 keeps the
+      running statistics as they are (they are recalibrated per subnet before evaluation,
+      as the CVPR22 teams did).
+    - ``bn_epsilon``: BN epsilon, in (0, 1].
+    - ``zero_init_residual``: the last BN of every residual branch starts with scale 0, so
+      each block starts as its shortcut (BigNAS §3.2).
+    - ``dropout``: rate in [0, 1) before the classifier, largest subnet only
+      (`tfnas.schemes`).
+
+    Raises:
+      ValueError: naming ``config.supernet.<field>``, the value, what is expected and how
+        to fix it; also for a missing or unknown field.
+    """
+    fields = config_checks.Section(
+        section,
+        "supernet",
+        CONFIG_FIELDS,
+        owner="tfnas.supernet.validate_config",
+        renamed=_RENAMED,
+    )
+    num_copies = fields.integer("num_copies", 1)
+    routing = fields.choice("routing", ROUTINGS)
+    if routing == "shared" and num_copies != 1:
+        raise fields.fail(
+            "num_copies",
+            num_copies,
+            "1 with supernet.routing='shared' (one weight copy)",
+            "set --config.supernet.routing=stage_width (or depth34) for several weight "
+            "copies, or --config.supernet.num_copies=1",
+        )
+    keys = len(routing_table(routing, 1))
+    if num_copies > keys:
+        raise fields.fail(
+            "num_copies",
+            num_copies,
+            f"at most {keys} with supernet.routing={routing!r} (it has {keys} keys to split "
+            "between the copies)",
+            f"lower --config.supernet.num_copies to {keys} or less",
+        )
+    fields.integer("num_kernels", 1)
+    fields.integer("simplex_hidden", 1)
+    fields.number("bn_momentum", 0.0, 1.0)
+    fields.number("bn_epsilon", 0.0, 1.0, low_open=True)
+    fields.boolean("zero_init_residual")
+    fields.number("dropout", 0.0, 1.0, high_open=True)
+
+
+def check_supernet_file(path, space: str, origin: str = "--config.evaluate.supernet") -> str:
+    """Checks, without loading weights, that ``path`` is a saved tfnas supernet of ``space``.
+
+    Reads the ``config.json`` inside the ``.keras`` zip, so a stage can check its input
+    before it writes anything, and skip the load when it has nothing to do.
+
+    Args:
+      path: the ``.keras`` file.
+      space: the config's search-space variant; a supernet of another space is refused
+        before it meets data of the wrong shape.
+      origin: where ``path`` came from, named in error messages.
+
+    Returns:
+      ``path`` as a string.
+
+    Raises:
+      ValueError: no such file, not a saved tfnas supernet, or one of another space.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"supernet {path} (from {origin}) does not exist: train one with --stage=oneshot "
+            "in this --workdir, or point the config at a supernet.keras file"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            saved = json.loads(archive.read("config.json"))
+        name, saved_space = saved.get("registered_name"), saved["config"]["space"]
+    except (OSError, zipfile.BadZipFile, KeyError, TypeError, json.JSONDecodeError):
+        name = saved_space = None
+    if name != "tfnas>Supernet":
+        raise ValueError(
+            f"{path} (from {origin}) is not a saved tfnas supernet; pass the supernet.keras "
+            "written by --stage=oneshot"
+        )
+    if saved_space != space:
+        raise ValueError(
+            f"supernet {path} is of the {saved_space!r} space but config.space is {space!r}; "
+            f"use the config it was trained with (e.g. --config.space={saved_space} and its "
+            "dataset)"
+        )
+    return path
+
+
+def load_supernet(path, space: str, origin: str = "--config.evaluate.supernet") -> Supernet:
+    """`check_supernet_file`, then ``keras.saving.load_model``: the supernet, ready to score."""
+    return keras.saving.load_model(check_supernet_file(path, space, origin))

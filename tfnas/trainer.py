@@ -18,7 +18,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfnas import config_checks
 from tfnas import distribute
+from tfnas import sampling
+from tfnas import schemes
 from tfnas.schemes import Scheme
 
 
@@ -157,3 +160,103 @@ class SupernetTrainer(keras.Model):
         results = {m.name: m.result() for m in self.metrics}
         results["learning_rate"] = self.optimizer.learning_rate
         return results
+
+
+# -------------------------------------------------------------------- the config section
+
+CONFIG_FIELDS = (
+    "scheme",
+    "batch_size",
+    "epochs",
+    "steps_per_epoch",
+    "learning_rate",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "warmup_epochs",
+    "label_smoothing",
+    "num_random_subnets",
+    "strategy",
+    "log_every_steps",
+    "checkpoint_every_epochs",
+    "verbose",
+    "deterministic",
+    "monitor",
+)
+# What keras.Model.fit accepts as its `verbose`.
+VERBOSITIES = ("auto", 0, 1, 2)
+
+
+def check_optimizer_recipe(fields: config_checks.Section) -> None:
+    """Checks the fields `make_optimizer` reads from a recipe section (``train`` or
+    ``standalone``): ``epochs`` (int >= 1), ``warmup_epochs`` (a number >= 0, fewer than
+    ``epochs``: the learning rate decays after the warm-up), ``learning_rate`` (> 0, the
+    peak), ``momentum`` in [0, 1), ``nesterov`` (bool).
+
+    Args:
+      fields: the section, wrapped by `tfnas.config_checks.Section`.
+    """
+    epochs = fields.integer("epochs", 1)
+    warmup = fields.number("warmup_epochs", 0.0)
+    if warmup >= epochs and warmup > 0:
+        raise fields.fail(
+            "warmup_epochs",
+            warmup,
+            f"fewer than {fields.path}.epochs={epochs} (the learning rate decays after the "
+            "warm-up)",
+            f"lower --config.{fields.path}.warmup_epochs or raise --config.{fields.path}.epochs",
+        )
+    fields.number("learning_rate", 0.0, low_open=True)
+    fields.number("momentum", 0.0, 1.0, high_open=True)
+    fields.boolean("nesterov")
+
+
+def validate_config(section) -> None:
+    """Checks the ``train`` section of an experiment config (`tfnas.config_lib`).
+
+    Fields (the ``oneshot`` stage trains the supernet with them):
+
+    - ``scheme``: which subnets a step trains, one of `tfnas.schemes.SCHEMES`
+      (``sandwich``: the largest on the labels, the smallest and ``num_random_subnets``
+      random ones distilled from it; ``uniform``: one random subnet on the labels).
+    - ``batch_size``: the global batch (int >= 1), split between the replicas.
+    - ``epochs`` (int >= 1) and ``steps_per_epoch`` (int >= 0; 0: one pass over the
+      training split).
+    - ``learning_rate``: the peak (> 0), reached after a linear warm-up of
+      ``warmup_epochs`` (>= 0, fewer than ``epochs``), then cosine decay to 0
+      (`warmup_cosine`).
+    - ``momentum`` in [0, 1) and ``nesterov`` (bool): SGD's (`make_optimizer`).
+    - ``weight_decay`` (>= 0): L2 coefficient on the loss of the largest subnet only (the
+      members with ``regularize``, `SupernetTrainer`).
+    - ``label_smoothing`` in [0, 1): for the members trained on the labels.
+    - ``num_random_subnets``: random members of a sandwich step (int in
+      0..`tfnas.sampling.MAX_MEMBERS` - 1).
+    - ``strategy``: the tf.distribute strategy, one of `tfnas.distribute.STRATEGIES`.
+    - ``log_every_steps`` (int >= 1): TensorBoard's update frequency, in steps.
+    - ``checkpoint_every_epochs`` (int >= 1).
+    - ``verbose``: Keras ``fit`` verbosity, one of `VERBOSITIES`.
+    - ``deterministic`` (bool): seed everything from ``config.seed`` and turn on TensorFlow's
+      op determinism, so that a rerun gives the same weights bit for bit (slower;
+      `tfnas.distribute.configure_determinism`).
+    - ``monitor``: the ranking monitor during training, its own section
+      (`tfnas.monitor.validate_config`; `tfnas.config_lib.validate_config` checks it).
+
+    Raises:
+      ValueError: naming ``config.train.<field>``, the value, what is expected and how to
+        fix it; also for a missing or unknown field.
+    """
+    fields = config_checks.Section(
+        section, "train", CONFIG_FIELDS, owner="tfnas.trainer.validate_config"
+    )
+    fields.choice("scheme", schemes.SCHEMES)
+    fields.integer("batch_size", 1)
+    fields.integer("steps_per_epoch", 0)
+    check_optimizer_recipe(fields)
+    fields.number("weight_decay", 0.0)
+    fields.number("label_smoothing", 0.0, 1.0, high_open=True)
+    fields.integer("num_random_subnets", 0, sampling.MAX_MEMBERS - 1)
+    fields.choice("strategy", distribute.STRATEGIES)
+    fields.integer("log_every_steps", 1)
+    fields.integer("checkpoint_every_epochs", 1)
+    fields.choice("verbose", VERBOSITIES)
+    fields.boolean("deterministic")

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from configs import fmnist
+from configs import imagenet
 from tfnas import search_space as ss
 from tfnas.stages import describe
 from tfnas.stages import registry
 
 REPO = Path(__file__).resolve().parents[2]
-COMPETITION = REPO / ".." / "shared" / "data" / "cvpr22" / "CVPR_2022_NAS_Track1_test.json"
-EXAMPLE = "1252233313000000223212122253130000000000006515000000"  # SEARCH_SPACE.md
+EXAMPLE = "1252233313000000223212122253130000000000006515000000"  # docs/SEARCH_SPACE.md
 # Block 1 of stage 1 has out digit 4 (position 7), block 2 has 3: not a code.
 BAD = "1252233413000000223212122253130000000000006515000000"
 
@@ -134,15 +134,28 @@ def test_bin_train_unknown_stage_lists_the_valid_ones(python_exe, tmp_path):
     assert not (tmp_path / "trian").exists()
 
 
-@pytest.mark.skipif(not COMPETITION.exists(), reason=f"{COMPETITION} not present")
-def test_bin_train_describes_the_45k_competition_codes(python_exe, tmp_path):
+def test_describe_the_competition_excerpt(competition_excerpt, tmp_path, capsys):
+    args = registry.StageArgs(workdir=str(tmp_path), codes=str(competition_excerpt))
+    assert describe.run(imagenet.get_config(), args) == 0
+    assert "500 codes (500 unique)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "describe" / "describe.json").read_text())
+    assert report["num_codes"] == 500
+    first = report["rows"][0]
+    assert first["key"] == "arch1" and first["code"] == EXAMPLE and first["depths"] == [2, 5, 2, 2]
+    space = ss.get_space("imagenet")
+    assert first["flops"] == space.flops(EXAMPLE) and first["params"] == space.params(EXAMPLE)
+    lo, hi = report["flops_range"]
+    assert report["space"]["flops_min"] <= lo <= hi <= report["space"]["flops_max"]
+
+
+def test_bin_train_describes_the_45k_competition_codes(python_exe, tmp_path, competition_full):
     start = time.perf_counter()
     proc = _train(
         python_exe,
         "--stage=describe",
         "--config=configs/imagenet.py",
         f"--workdir={tmp_path}",
-        f"--codes={COMPETITION}",
+        f"--codes={competition_full}",
     )
     wall = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr

@@ -3,22 +3,24 @@
 One freshly built supernet is saved as ``.keras``; the stage loads it and builds its
 evaluator the real way on the first run. Tracing the evaluator is the slow part, so later
 runs get the same loaded supernet and evaluator back (a recorder wraps
-``keras.saving.load_model`` and `oneshot.make_evaluator` and logs every code the stage
+``keras.saving.load_model`` and `evaluation.build_evaluator` and logs every code the stage
 scores), except where a test asks for a fresh load, as a separate process would do.
 """
 
 import json
 import shutil
 import types
+from pathlib import Path
 
 import keras
 import pytest
 
 from configs import fmnist
+from tfnas import evaluation
+from tfnas import records
 from tfnas import search_space as ss
 from tfnas import supernet as supernet_lib
 from tfnas.stages import evaluate as evaluate_stage
-from tfnas.stages import oneshot
 from tfnas.stages import registry
 
 
@@ -33,7 +35,7 @@ class _Recorder:
         self.supernet = None
         self.evaluator = None
         self._load = keras.saving.load_model
-        self._make_evaluator = oneshot.make_evaluator
+        self._make_evaluator = evaluation.build_evaluator
 
     def load_model(self, path, *args, **kwargs):
         self.loads.append(str(path))
@@ -87,7 +89,7 @@ def setup(tmp_path_factory):
             saving=types.SimpleNamespace(load_model=recorder.load_model)
         )
         mp.setattr(evaluate_stage, "keras", fake_keras)
-        mp.setattr(oneshot, "make_evaluator", recorder.make_evaluator)
+        mp.setattr(evaluation, "build_evaluator", recorder.make_evaluator)
         yield types.SimpleNamespace(
             root=root,
             config=config,
@@ -112,7 +114,7 @@ def _jsonl_codes(path):
 def _outputs(workdir):
     stage_dir = workdir / "evaluate"
     results = json.loads((stage_dir / "results.json").read_text())
-    competition = json.loads((stage_dir / "codes.json").read_text())
+    competition = json.loads((stage_dir / "codes.acc.json").read_text())
     return results, competition
 
 
@@ -150,7 +152,7 @@ def test_unsharded_run_scores_each_code_once_and_fills_the_competition_json(setu
 
     manifest = registry.read_manifest(full.workdir, "evaluate")
     assert manifest["results"] == str(stage_dir / "results.json")
-    assert manifest["competition"] == str(stage_dir / "codes.json")
+    assert manifest["competition"] == str(stage_dir / "codes.acc.json")
     assert (stage_dir / "config.json").exists()
 
 
@@ -168,7 +170,7 @@ def test_competition_json_input_keeps_keys_order_and_fills_acc(setup, full, tmp_
     assert registry.run_stage("evaluate", setup.config, args) == 0
     assert setup.recorder.take_scored() == [u[3], u[0], u[4]]
 
-    out = json.loads((tmp_path / "work" / "evaluate" / "track1.json").read_text())
+    out = json.loads((tmp_path / "work" / "evaluate" / "track1.acc.json").read_text())
     reference, _ = _outputs(full.workdir)
     acc = {r["code"]: r["acc"] for r in reference["results"]}
     assert list(out) == list(source)
@@ -210,7 +212,7 @@ def test_resume_after_a_kill_mid_write(setup, full, tmp_path):
     finally:
         # Only the missing codes were scored (the torn one again), whatever happens next.
         assert setup.recorder.take_scored() == setup.unique[1:]
-    assert sorted(evaluate_stage.read_results(tmp_path / "evaluate" / "results.jsonl")) == sorted(
+    assert sorted(records.read_jsonl(tmp_path / "evaluate" / "results.jsonl")) == sorted(
         setup.unique
     )
     assert _outputs(tmp_path) == _outputs(full.workdir)
@@ -259,9 +261,10 @@ def test_merge_with_a_missing_shard_fails(setup, shards, tmp_path):
     with pytest.raises(ValueError) as err:
         _run(setup, tmp_path, stage="merge")
     assert str(err.value) == (
-        f"Cannot merge 1 of 2 shards: {len(missing)} codes missing (e.g. {missing[:2]}), 0 "
-        "scored in two shards (e.g. []), 0 not in the codes file (e.g. []). Run the missing "
-        "shards (the same command resumes), or check --codes."
+        f"cannot merge 1 of 2 shards ({tmp_path / 'evaluate'}): shards [2] absent, "
+        f"{len(missing)} codes missing (e.g. {missing[:2]}), 0 in two shards (e.g. []), 0 not "
+        "in the codes (e.g. []). Run the missing shards (the same command resumes), or check "
+        "--codes."
     )
     assert not (tmp_path / "evaluate" / "results.json").exists()
 
@@ -281,17 +284,17 @@ def test_merge_with_a_code_in_two_shards_fails(setup, shards, tmp_path):
     with pytest.raises(ValueError) as err:
         _run(setup, tmp_path, stage="merge")
     assert str(err.value) == (
-        f"Cannot merge 2 of 2 shards: 0 codes missing (e.g. []), 1 scored in two shards (e.g. "
-        f"{[setup.unique[0]]}), 0 not in the codes file (e.g. []). Run the missing shards (the "
-        "same command resumes), or check --codes."
+        f"cannot merge 2 of 2 shards ({stage_dir}): shards [] absent, 0 codes missing (e.g. "
+        f"[]), 1 in two shards (e.g. {[setup.unique[0]]}), 0 not in the codes (e.g. []). Run "
+        "the missing shards (the same command resumes), or check --codes."
     )
 
 
 def test_merge_without_shards_fails(setup, tmp_path):
     with pytest.raises(ValueError) as err:
         _run(setup, tmp_path, stage="merge")
-    assert str(err.value) == (
-        f"No shard results in {tmp_path / 'evaluate'}; run --stage=evaluate --shard=I/N."
+    assert str(err.value).startswith(
+        f"No shard files in {tmp_path}/evaluate or {tmp_path}/standalone (seed 0)"
     )
 
 
@@ -302,7 +305,7 @@ def test_bad_shard_is_rejected_before_anything_runs(setup, tmp_path, spec):
         "for the first of four shards."
     )
     with pytest.raises(ValueError) as err:
-        evaluate_stage.parse_shard(spec)
+        records.parse_shard(spec)
     assert str(err.value) == expected
     loads = len(setup.recorder.loads)
     with pytest.raises(ValueError) as err:
@@ -312,12 +315,12 @@ def test_bad_shard_is_rejected_before_anything_runs(setup, tmp_path, spec):
     assert not list((tmp_path / "evaluate").glob("results*"))
 
 
-def test_parse_shard_and_shard_codes():
-    assert evaluate_stage.parse_shard(None) == (1, 1)
-    assert evaluate_stage.parse_shard("") == (1, 1)
-    assert evaluate_stage.parse_shard("2/4") == (2, 4)
+def test_parse_shard_and_shard_codes():  # (tests/test_records.py tests the rest)
+    assert records.parse_shard(None) == (1, 1)
+    assert records.parse_shard("") == (1, 1)
+    assert records.parse_shard("2/4") == (2, 4)
     codes = [str(i) for i in range(7)]
-    parts = [evaluate_stage.shard_codes(codes, i, 3) for i in (1, 2, 3)]
+    parts = [records.shard_codes(codes, i, 3) for i in (1, 2, 3)]
     assert parts == [["0", "3", "6"], ["1", "4"], ["2", "5"]]
     assert sorted(sum(parts, [])) == codes
 
@@ -349,3 +352,42 @@ def test_merge_of_shards_from_different_supernets_fails(setup, shards, tmp_path)
     _restamp(stage_dir / names[1], "0123456789abcdef")
     with pytest.raises(ValueError, match=r"different supernets.*--overwrite"):
         _run(setup, tmp_path, stage="merge")
+
+
+def test_a_codes_file_named_results_json_does_not_overwrite_the_results(setup, full, tmp_path):
+    named = tmp_path / "results.json"
+    named.write_text(Path(setup.codes).read_text())
+    workdir = tmp_path / "work"
+    args = registry.StageArgs(workdir=str(workdir), codes=str(named))
+    assert registry.run_stage("evaluate", setup.config, args) == 0
+    setup.recorder.take_scored()
+    stage_dir = workdir / "evaluate"
+    results = json.loads((stage_dir / "results.json").read_text())
+    assert [r["code"] for r in results["results"]] == setup.unique  # still the results
+    assert (stage_dir / "results.acc.json").exists()  # the competition output beside it
+
+
+def test_missing_or_foreign_supernet_is_refused_before_anything_is_written(setup, tmp_path):
+    config = setup.config.copy_and_resolve_references()
+    config.evaluate.supernet = str(tmp_path / "missing.keras")
+    args = registry.StageArgs(workdir=str(tmp_path / "work"), codes=setup.codes)
+    with pytest.raises(ValueError, match=r"missing.keras \(from --config.evaluate.supernet\) "
+                       "does not exist"):
+        registry.run_stage("evaluate", config, args)
+    assert not (tmp_path / "work").exists()
+
+    # A supernet of the cifar10 space, scored with an fmnist config.
+    from configs import cifar10
+
+    other = cifar10.get_config("tiny")
+    foreign = supernet_lib.build_supernet(other.supernet, other.space)
+    foreign.save(tmp_path / "cifar.keras")
+    config.evaluate.supernet = str(tmp_path / "cifar.keras")
+    with pytest.raises(ValueError, match="is of the 'cifar10' space but config.space is "
+                       "'fmnist'"):
+        registry.run_stage("evaluate", config, args)
+    (tmp_path / "not_a_supernet.keras").write_text("hello")
+    config.evaluate.supernet = str(tmp_path / "not_a_supernet.keras")
+    with pytest.raises(ValueError, match="is not a saved tfnas supernet"):
+        registry.run_stage("evaluate", config, args)
+    assert not (tmp_path / "work").exists()

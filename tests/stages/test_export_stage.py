@@ -21,8 +21,11 @@ SMALLEST = SPACE.smallest().code
 
 
 def _config(root, **export):
+    """The tiny config exporting into ``root``; a fresh supernet unless a test says otherwise
+    (these tests check the export itself, not the weights)."""
     config = fmnist.get_config("tiny")
     config.export.root = str(root)
+    config.export.allow_untrained = True
     for key, value in export.items():
         config.export[key] = value
     return config
@@ -51,7 +54,7 @@ def test_exports_inline_codes_of_a_fresh_supernet_with_recalibrated_bn(
     args = registry.StageArgs(workdir=str(workdir), codes=f"{SMALLEST}, {EXAMPLE},{SMALLEST}")
     assert registry.run_stage("export", config, args) == 0
     out = capsys.readouterr().out
-    assert "WARNING: no trained supernet" in out and "FRESHLY INITIALIZED" in out
+    assert "FRESHLY INITIALIZED" in out and "--config.export.allow_untrained" in out
 
     run_dir = tmp_path / "saved" / "demo"
     assert sorted(p.name for p in run_dir.iterdir()) == sorted([SMALLEST, EXAMPLE])
@@ -145,3 +148,15 @@ def test_supernet_from_the_oneshot_manifest(tmp_path, capsys):
     source = export_lib.read_metadata(tmp_path / "saved" / config.name / SMALLEST)["source"]
     assert source["checkpoint"] == str(path.resolve())
     assert source["sha256"] == export_lib.file_sha256(path)
+
+
+def test_an_untrained_supernet_is_exported_only_when_asked(tmp_path):
+    config = _config(tmp_path / "saved", allow_untrained=False)
+    workdir = tmp_path / "wd"
+    with pytest.raises(ValueError) as err:
+        export_stage.run(config, registry.StageArgs(workdir=str(workdir), codes=SMALLEST))
+    message = str(err.value)
+    assert message.startswith("no trained supernet to export: config.export.supernet is empty")
+    assert str(workdir / "oneshot" / "manifest.json") in message  # where it looked
+    assert "--config.export.allow_untrained=True" in message
+    assert not (tmp_path / "saved").exists() and not workdir.exists()

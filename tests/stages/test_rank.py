@@ -9,6 +9,8 @@ ml_collections = pytest.importorskip("ml_collections")
 ss = pytest.importorskip("tfnas.search_space")
 registry = pytest.importorskip("tfnas.stages.registry")
 rank = pytest.importorskip("tfnas.stages.rank")
+config_lib = pytest.importorskip("tfnas.config_lib")
+scores = pytest.importorskip("tfnas.scores")
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +38,9 @@ def _write_results(path, codes, accs):
 
 
 def _config(**rank_fields):
-    config = ml_collections.ConfigDict({"space": "imagenet", "seed": 0})
-    if rank_fields:
-        config.rank = ml_collections.ConfigDict(rank_fields)
+    """A whole config (every stage reads a validated one) with ``rank_fields`` changed."""
+    config = config_lib.base_config("rank_test", space="imagenet")
+    config.rank.update(rank_fields)
     return config
 
 
@@ -68,13 +70,12 @@ def test_rank_stage_writes_report_and_manifest(tmp_path, archs, capsys):
     assert "Ranking of 24 archs (imagenet space)" in out and "params" in out
 
 
-def test_rank_stage_defaults_without_rank_section(tmp_path, archs):
+def test_rank_stage_with_the_default_rank_section(tmp_path, archs):
     space, archs, gt = archs
     params = [space.params(a) for a in archs]
     results = _write_competition(tmp_path / "results.json", archs, params)
     truth = _write_competition(tmp_path / "gt.json", archs, gt)
-    config = ml_collections.ConfigDict({"space": "imagenet"})
-    rank.run(config, _args(tmp_path, results=results, ground_truth=truth))
+    rank.run(_config(), _args(tmp_path, results=results, ground_truth=truth))
     report = json.loads((tmp_path / "work" / "rank" / "report.json").read_text())
     assert report["n_boot"] == 1000 and report["seed"] == 0
     assert [k["label"] for k in report["ks"]] == ["10%", "5", "25%", "10", "50%"]
@@ -117,20 +118,20 @@ def test_rank_stage_takes_results_from_the_evaluate_manifest(tmp_path, archs):
 
 def test_load_scores_errors(tmp_path):
     with pytest.raises(ValueError, match=r"--results=.*nope.json: no such file"):
-        rank.load_scores(tmp_path / "nope.json", "results")
+        scores.load_scores(tmp_path / "nope.json", "results")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"results": [{"code": "1", "score": 0.5}]}))
     with pytest.raises(ValueError, match=r"entry results\[0\] has no 'code' and 'acc' .*score"):
-        rank.load_scores(bad, "results")
+        scores.load_scores(bad, "results")
     bad.write_text(json.dumps({"arch1": {"acc": 1.0}}))
     with pytest.raises(ValueError, match="--ground_truth: .*entry 'arch1' is"):
-        rank.load_scores(bad, "ground_truth")
+        scores.load_scores(bad, "ground_truth")
     bad.write_text(json.dumps({"arch1": {"acc": None, "arch": "1"}, "arch2": {"arch": "2"}}))
     with pytest.raises(ValueError, match=r"2 of 2 entries have no acc \(e.g. arch1, arch2\)"):
-        rank.load_scores(bad, "ground_truth")
+        scores.load_scores(bad, "ground_truth")
     bad.write_text("1252233313000000223212122253130000000000006515000000\n")
     with pytest.raises(ValueError, match="1 of 1 entries have no acc"):
-        rank.load_scores(bad, "results")
+        scores.load_scores(bad, "results")
     bad.write_text("{}")
     with pytest.raises(ValueError, match="holds no archs; expected competition JSON"):
-        rank.load_scores(bad, "ground_truth")
+        scores.load_scores(bad, "ground_truth")

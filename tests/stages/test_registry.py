@@ -33,14 +33,15 @@ def test_stage_args_defaults_and_frozen():
         args.workdir = "/elsewhere"
 
 
-def test_run_stage_validates_writes_config_and_runs(tmp_path, scratch_stages):
+def test_run_stage_validates_and_runs_and_the_stage_writes_its_config(tmp_path, scratch_stages):
     calls = []
 
     @registry.register("probe", help="test stage")
     def probe(config, args):
         calls.append((config.name, args.codes))
-        # The resolved config is written before the stage runs.
-        assert (tmp_path / "probe" / "config.json").exists()
+        # run_stage writes nothing: a stage writes config.json when it produces something.
+        assert not (tmp_path / "probe").exists()
+        registry.write_config(config, tmp_path / "probe")
 
     config = fmnist.get_config("tiny")
     config.train.batch_size = 24  # as a --config.train.batch_size=24 override would
@@ -91,6 +92,8 @@ def test_registering_another_function_under_a_taken_name_fails(scratch_stages):
 
 def test_manifest_round_trip(tmp_path):
     assert registry.read_manifest(tmp_path, "oneshot") == {}  # not run: empty
+    (tmp_path / "oneshot").mkdir()
+    (tmp_path / "oneshot" / "s.keras").write_text("")
     path = registry.write_manifest(
         tmp_path, "oneshot", supernet=tmp_path / "oneshot" / "s.keras", epochs=3
     )
@@ -109,3 +112,45 @@ def test_broken_manifest_is_an_error(tmp_path):
     (tmp_path / "rank" / "manifest.json").write_text("{not json")
     with pytest.raises(ValueError, match="is not a stage manifest.*--stage=rank"):
         registry.read_manifest(tmp_path, "rank")
+
+
+def test_a_stage_that_fails_on_its_inputs_leaves_the_workdir_as_it_was(tmp_path, scratch_stages):
+    @registry.register("picky", help="checks its input first")
+    def picky(config, args):
+        raise ValueError("no input")
+
+    with pytest.raises(ValueError, match="no input"):
+        registry.run_stage("picky", fmnist.get_config("tiny"), registry.StageArgs(str(tmp_path)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_move_aside_renames_and_never_deletes(tmp_path):
+    stage = tmp_path / "oneshot"
+    (stage / "checkpoints").mkdir(parents=True)
+    (stage / "checkpoints" / "state.json").write_text("{}")
+    moved = registry.move_aside(stage)
+    assert not stage.exists()
+    assert moved.name.startswith("oneshot.replaced-")
+    assert (moved / "checkpoints" / "state.json").read_text() == "{}"
+    stage.mkdir()
+    again = registry.move_aside(stage)
+    assert again != moved and again.exists() and moved.exists()
+    assert registry.move_aside(tmp_path / "missing") is None
+
+
+def test_manifest_paths_are_relative_to_the_workdir_and_survive_a_move(tmp_path):
+    workdir = tmp_path / "run"
+    (workdir / "evaluate").mkdir(parents=True)
+    (workdir / "evaluate" / "results.json").write_text("{}")
+    outside = tmp_path / "elsewhere.json"
+    registry.write_manifest(
+        workdir, "evaluate", results=workdir / "evaluate" / "results.json", other=str(outside),
+        count=3,
+    )
+    raw = json.loads((workdir / "evaluate" / registry.MANIFEST_FILE).read_text())["products"]
+    assert raw == {"results": "./evaluate/results.json", "other": str(outside), "count": 3}
+    moved = tmp_path / "copy"
+    (workdir).rename(moved)
+    products = registry.read_manifest(moved, "evaluate")
+    assert products["results"] == str(moved / "evaluate" / "results.json")
+    assert products["other"] == str(outside) and products["count"] == 3

@@ -180,7 +180,7 @@ def run(config, args: registry.StageArgs) -> int:
         rows = describe_codes(space, records)
 
     stage_dir = Path(args.workdir) / STAGE
-    stage_dir.mkdir(parents=True, exist_ok=True)
+    registry.write_config(config, stage_dir)
     products = {}
     report = {"space": summary}
     if rows is not None:

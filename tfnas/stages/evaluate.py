@@ -1,4 +1,4 @@
-"""Stages ``evaluate`` and ``merge``: score a list of archs with the trained supernet.
+"""Stage ``evaluate``: score a list of archs with the trained supernet.
 
     bin/train --stage=evaluate --config=configs/fmnist.py --workdir=/tmp/run \\
         --codes=../shared/data/cvpr22/CVPR_2022_NAS_Track1_test.json [--shard=2/4]
@@ -9,19 +9,22 @@ Each arch is BN-recalibrated and scored on ``config.evaluate.split``
 ``<workdir>/evaluate/results[.shard-I-of-N].jsonl`` and flushed, so a killed run resumes
 where it stopped: archs already in the file are skipped. A code listed twice is scored
 once. ``--shard=I/N`` (1-based) scores every N-th unique code starting at the I-th, so N
-processes (or hosts) split a list; ``merge`` joins the shard files, checks that every unique
-code was scored exactly once, and writes the outputs that an unsharded run writes too:
+processes (or hosts) split a list; ``--stage=merge`` joins the shard files, checks that every
+unique code was scored exactly once, and writes the outputs that an unsharded run writes too:
 
 * ``results.json``: ``{"supernet": ..., "results": [{"code", "acc", "flops", "params"}]}``
   in the order of the codes file (the `rank` stage reads it);
-* ``<codes file stem>.json``: the competition JSON of the input with ``acc`` filled, keys
-  and order kept.
+* ``<codes file stem>.acc.json``: the competition JSON of the input with ``acc`` filled,
+  keys and order kept.
 
 The supernet comes from ``config.evaluate.supernet`` or, when empty, from the ``oneshot``
 stage's manifest in the same workdir. Every row records a fingerprint of what scored it
-(the supernet file's SHA-256, the data and evaluation config): resuming, or merging, rows of
-another supernet (e.g. after retraining in the same workdir) is refused instead of mixing
-two supernets' scores; ``--overwrite`` starts the results over.
+(`tfnas.evaluation.fingerprint`: the supernet file's SHA-256 and every input of the
+evaluator -- data, recalibration batches and their seed, evaluation split): resuming, or
+merging, rows of another supernet or recipe (e.g. after retraining in the same workdir) is
+refused instead of mixing two supernets' scores; ``--overwrite`` moves the results file aside
+and starts over. The supernet and the codes are checked before anything is written; a
+supernet of another space is refused.
 """
 
 from __future__ import annotations
@@ -34,71 +37,26 @@ from pathlib import Path
 import keras
 
 from tfnas import codes as codes_lib
-from tfnas import export
+from tfnas import evaluation
+from tfnas import records as records_lib
 from tfnas import search_space as ss
-from tfnas.stages import oneshot
+from tfnas import supernet as supernet_lib
 from tfnas.stages import registry
 
 STAGE = "evaluate"
-
-
-def parse_shard(spec: str | None) -> tuple[int, int]:
-    """``"I/N"`` -> (I, N) with 1 <= I <= N; ``None`` -> (1, 1)."""
-    if not spec:
-        return 1, 1
-    try:
-        index, count = (int(p) for p in spec.split("/"))
-    except ValueError:
-        index = count = 0
-    if not 1 <= index <= count:
-        raise ValueError(
-            f"--shard={spec!r} is not a shard; expected I/N with 1 <= I <= N, e.g. --shard=1/4 "
-            "for the first of four shards."
-        )
-    return index, count
-
-
-def unique_codes(records) -> list[str]:
-    """The codes in order of first appearance, each once."""
-    return list(dict.fromkeys(r.code for r in records))
-
-
-def shard_codes(codes: list[str], index: int, count: int) -> list[str]:
-    return codes[index - 1 :: count]
+# The stage whose manifest names the default supernet (named, not imported: stages do not
+# import each other).
+ONESHOT_STAGE = "oneshot"
+RESULTS_JSON = "results.json"
 
 
 def results_path(stage_dir: Path, index: int, count: int) -> Path:
-    suffix = "" if count == 1 else f".shard-{index}-of-{count}"
-    return stage_dir / f"results{suffix}.jsonl"
-
-
-def drop_torn_line(path: Path) -> None:
-    """Cuts a last line left unfinished by a kill, so that appends start on a fresh line."""
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def read_results_lines(lines) -> dict[str, dict]:
-    """{code: row} of JSON lines; a torn line (a kill mid-write) is ignored."""
-    done = {}
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        done[row["code"]] = row
-    return done
-
-
-def read_results(path: Path) -> dict[str, dict]:
-    """Scored archs of a JSONL results file (empty when it does not exist)."""
-    return read_results_lines(path.read_text().splitlines()) if path.exists() else {}
+    """``<stage_dir>/results[.shard-I-of-N].jsonl``."""
+    return stage_dir / f"results{records_lib.shard_suffix(index, count)}.jsonl"
 
 
 def load_records(config, args):
-    spec = args.codes or config.evaluate.get("codes", "")
+    spec = args.codes or config.evaluate.codes
     if not spec:
         raise ValueError(
             "No archs to evaluate: pass --codes=FILE (competition JSON or one code per line) "
@@ -114,27 +72,18 @@ def load_records(config, args):
     return spec, records
 
 
-def supernet_path(config, workdir) -> str:
-    path = config.evaluate.get("supernet", "")
+def supernet_path(config, workdir) -> tuple[str, str]:
+    """(path, where it came from): ``evaluate.supernet``, else the oneshot manifest's."""
+    path = config.evaluate.supernet
     if path:
-        return path
-    manifest = registry.read_manifest(workdir, oneshot.STAGE)
+        return path, "--config.evaluate.supernet"
+    manifest = registry.read_manifest(workdir, ONESHOT_STAGE)
     if not manifest or "supernet" not in manifest:
         raise ValueError(
             f"No supernet to evaluate: set --config.evaluate.supernet=PATH (a supernet.keras) "
             f"or run --stage=oneshot with --workdir={workdir} first."
         )
-    return manifest["supernet"]
-
-
-def fingerprint(config, source) -> str:
-    """What determines a score besides the arch: the supernet's bytes, data and recipe."""
-    ev = {k: v for k, v in config.evaluate.to_dict().items() if k not in ("codes", "log_every")}
-    ev.pop("supernet", None)
-    setup = json.dumps(
-        {"data": json.loads(config.data.to_json_best_effort()), "evaluate": ev}, sort_keys=True
-    )
-    return export.file_sha256(source, suffix=setup.encode())[:16]
+    return manifest["supernet"], f"{registry.stage_dir(workdir, ONESHOT_STAGE)}/manifest.json"
 
 
 def check_fingerprints(done: dict[str, dict], expected: str, where) -> None:
@@ -150,44 +99,43 @@ def check_fingerprints(done: dict[str, dict], expected: str, where) -> None:
 
 @registry.register(STAGE, help="Score archs with the supernet (BN recalibrated).")
 def run(config, args: registry.StageArgs) -> int:
+    # Inputs first: nothing is written before the codes and the supernet are checked.
     spec, records = load_records(config, args)
-    index, count = parse_shard(args.shard)
+    index, count = records_lib.parse_shard(args.shard)
+    source, origin = supernet_path(config, args.workdir)
+    supernet_lib.check_supernet_file(source, config.space, origin)
+    expected = evaluation.fingerprint(config, source)
     stage_dir = Path(args.workdir) / STAGE
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    mine = shard_codes(unique_codes(records), index, count)
+    unique = records_lib.unique_codes(records)
+    mine = records_lib.shard_codes(unique, index, count)
     path = results_path(stage_dir, index, count)
-    if args.overwrite and path.exists():
-        path.unlink()
-    drop_torn_line(path)
-    done = read_results(path)
-    source = supernet_path(config, args.workdir)
-    expected = fingerprint(config, source)
+    if args.overwrite:
+        registry.move_aside(path)
+    records_lib.drop_torn_line(path)
+    done = records_lib.read_jsonl(path)
     check_fingerprints(done, expected, path)
     todo = [c for c in mine if c not in done]
     print(
-        f"evaluate: {len(records)} records, {len(unique_codes(records))} unique codes, shard "
+        f"evaluate: {len(records)} records, {len(unique)} unique codes, shard "
         f"{index}/{count}: {len(mine)} codes, {len(mine) - len(todo)} already done."
     )
     if todo:
-        supernet = keras.saving.load_model(source)
-        evaluator = oneshot.make_evaluator(config, supernet)
+        registry.write_config(config, stage_dir)
+        evaluator = evaluation.build_evaluator(config, keras.saving.load_model(source))
         space = ss.get_space(config.space)
         start = time.perf_counter()
-        every = max(1, int(config.evaluate.get("log_every", 10)))
-        with path.open("a") as out:
+        every = config.evaluate.log_every
+        with records_lib.Appender(path) as out:
             for i, code in enumerate(todo, 1):
-                acc = evaluator.accuracy(code)
                 arch = space.parse(code)
-                row = dict(
+                done[code] = dict(
                     code=code,
-                    acc=acc,
+                    acc=evaluator.accuracy(code),
                     flops=space.flops(arch),
                     params=space.params(arch),
                     fingerprint=expected,
                 )
-                out.write(json.dumps(row) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
+                out.write(done[code])
                 if i % every == 0 or i == len(todo):
                     rate = i / (time.perf_counter() - start) * 60.0
                     eta = (len(todo) - i) / rate if rate else 0.0
@@ -195,66 +143,63 @@ def run(config, args: registry.StageArgs) -> int:
                         f"evaluate: {i}/{len(todo)} archs, {rate:.1f} archs/min, "
                         f"ETA {eta:.1f} min"
                     )
-    if count == 1:
-        write_outputs(config, args.workdir, spec, records, read_results(path), source)
+    if count == 1 and (todo or not (stage_dir / RESULTS_JSON).exists()):
+        registry.write_config(config, stage_dir)
+        write_outputs(args.workdir, spec, records, done, source)
     return 0
 
 
-def write_outputs(config, workdir, spec, records, scored: dict[str, dict], source="") -> None:
+def competition_path(stage_dir: Path, spec: str) -> Path:
+    """``<stage_dir>/<codes file stem>.acc.json`` (``codes.acc.json`` for inline codes).
+
+    The ``.acc`` infix keeps it apart from the stage's own files whatever the codes file is
+    called (a codes file named ``results.json`` must not overwrite ``results.json``).
+    """
+    stem = Path(spec).stem if os.path.exists(spec) else "codes"
+    return stage_dir / f"{stem}.acc.json"
+
+
+def write_outputs(workdir, spec, records, scored: dict[str, dict], source: str) -> None:
     """results.json and the competition JSON with acc filled, in the input's order."""
     stage_dir = Path(workdir) / STAGE
-    rows = [scored[c] for c in unique_codes(records)]
-    results = stage_dir / "results.json"
-    results.write_text(
-        json.dumps({"supernet": source or config.evaluate.get("supernet", ""), "results": rows},
-                   indent=1)
+    rows = [scored[c] for c in records_lib.unique_codes(records)]
+    results = stage_dir / RESULTS_JSON
+    supernet = registry.relative_to_workdir(workdir, source)
+    records_lib.write_text_atomic(
+        results, json.dumps({"supernet": supernet, "results": rows}, indent=1)
     )
-    stem = Path(spec).stem if os.path.exists(spec) else "codes"
     filled = [codes_lib.ArchRecord(r.key, r.code, scored[r.code]["acc"]) for r in records]
-    competition = stage_dir / f"{stem}.json"
+    competition = competition_path(stage_dir, spec)
     codes_lib.write_competition_json(competition, filled)
-    registry.write_manifest(workdir, STAGE, results=str(results), competition=str(competition))
+    registry.write_manifest(workdir, STAGE, results=results, competition=competition)
     print(f"evaluate: wrote {results} and {competition}")
 
 
-@registry.register("merge", help="Join evaluate shards; check none is missing or duplicated.")
-def merge(config, args: registry.StageArgs) -> int:
-    spec, records = load_records(config, args)
+def merge_shards(config, args: registry.StageArgs) -> bool:
+    """Joins the ``evaluate --shard=I/N`` files (`records.merge_parts`); False if none.
+
+    Raises:
+      ValueError: shards missing, codes missing or scored twice, or shards scored by
+        different supernets or recipes.
+    """
     stage_dir = Path(args.workdir) / STAGE
     shard_files = sorted(stage_dir.glob("results.shard-*-of-*.jsonl"))
     if not shard_files:
-        raise ValueError(f"No shard results in {stage_dir}; run --stage=evaluate --shard=I/N.")
-    counts = {int(p.name.split("-of-")[1].split(".")[0]) for p in shard_files}
-    if len(counts) != 1:
-        raise ValueError(
-            f"Shard files of different shard counts in {stage_dir}: {sorted(counts)}. Keep the "
-            "files of one --shard=I/N split."
-        )
-    (count,) = counts
-    scored: dict[str, dict] = {}
-    duplicated = []
+        return False
+    spec, records = load_records(config, args)
+    parts = [(p.name, records_lib.read_jsonl(p)) for p in shard_files]
     fingerprints = {}
-    for p in shard_files:
-        for code, row in read_results(p).items():
-            fingerprints.setdefault(row.get("fingerprint", "none"), p.name)
-            if code in scored:
-                duplicated.append(code)
-            scored[code] = row
+    for name, rows in parts:
+        for row in rows.values():
+            fingerprints.setdefault(row.get("fingerprint", "none"), name)
     if len(fingerprints) > 1:
         raise ValueError(
             f"The shards in {stage_dir} were scored by different supernets or recipes "
             f"(fingerprints {sorted(fingerprints)}, e.g. in {sorted(fingerprints.values())}). "
             "Rerun the stale shards with --overwrite."
         )
-    wanted = unique_codes(records)
-    missing = [c for c in wanted if c not in scored]
-    extra = [c for c in scored if c not in set(wanted)]
-    if missing or duplicated or extra or len(shard_files) != count:
-        raise ValueError(
-            f"Cannot merge {len(shard_files)} of {count} shards: {len(missing)} codes missing "
-            f"(e.g. {missing[:2]}), {len(duplicated)} scored in two shards (e.g. "
-            f"{duplicated[:2]}), {len(extra)} not in the codes file (e.g. {extra[:2]}). Run the "
-            "missing shards (the same command resumes), or check --codes."
-        )
-    write_outputs(config, args.workdir, spec, records, scored)
-    return 0
+    scored = records_lib.merge_parts(parts, records_lib.unique_codes(records), str(stage_dir))
+    source, _ = supernet_path(config, args.workdir)
+    registry.write_config(config, stage_dir)
+    write_outputs(args.workdir, spec, records, scored, source)
+    return True

@@ -31,6 +31,7 @@ from pathlib import Path
 import keras
 
 from tfnas import codes as codes_lib
+from tfnas import evaluation
 from tfnas import export as export_lib
 from tfnas import search_space as ss
 from tfnas import supernet as supernet_lib
@@ -43,7 +44,7 @@ ONESHOT = "oneshot"
 
 def export_run_dir(config) -> Path:
     """``<export.root>/<export.run or name>``."""
-    return Path(config.export.root) / (config.export.get("run", "") or config.name)
+    return Path(config.export.root) / (config.export.run or config.name)
 
 
 def _evaluate_results(workdir) -> tuple[str | None, list[dict]]:
@@ -88,7 +89,7 @@ def select_archs(config, args: registry.StageArgs) -> list[tuple[str, str]]:
       ValueError: no codes and no evaluate results; an invalid code (prefixed by its key).
     """
     space = ss.get_space(config.space)
-    spec = args.codes or config.export.get("codes", "")
+    spec = args.codes or config.export.codes
     if spec:
         records = codes_lib.parse_codes_arg(spec)
     else:
@@ -118,56 +119,49 @@ def select_archs(config, args: registry.StageArgs) -> list[tuple[str, str]]:
 
 def load_supernet(config, workdir):
     """(supernet, source metadata) from export.supernet, the oneshot manifest, or fresh."""
-    path = config.export.get("supernet", "")
+    path = config.export.supernet
     origin = "--config.export.supernet"
     if not path:
         path = registry.read_manifest(workdir, ONESHOT).get("supernet", "")
         origin = f"{registry.stage_dir(workdir, ONESHOT) / registry.MANIFEST_FILE}"
     if not path:
+        if not config.export.allow_untrained:
+            raise ValueError(
+                "no trained supernet to export: config.export.supernet is empty and "
+                f"{origin} names none. Run --stage=oneshot with --workdir={workdir} first, "
+                "set --config.export.supernet=PATH (a supernet.keras), or pass "
+                "--config.export.allow_untrained=True to export subnets of a freshly "
+                "initialized, untrained supernet (for smoke tests)"
+            )
         print(
-            "export: WARNING: no trained supernet (config.export.supernet is empty and "
-            f"{workdir}/oneshot/manifest.json names none): exporting subnets of a FRESHLY "
-            f"INITIALIZED supernet (seed {config.seed}); their weights are untrained. Set "
-            "--config.export.supernet=PATH or run --stage=oneshot first."
+            "export: WARNING: exporting subnets of a FRESHLY INITIALIZED supernet (seed "
+            f"{config.seed}, --config.export.allow_untrained): their weights are untrained."
         )
         keras.utils.set_random_seed(config.seed)
         supernet = supernet_lib.build_supernet(config.supernet, config.space)
         return supernet, export_lib.source_metadata(None, seed=config.seed)
-    if not Path(path).is_file():
-        raise ValueError(
-            f"supernet {path} (from {origin}) does not exist; set --config.export.supernet to "
-            "a supernet.keras file or run --stage=oneshot"
-        )
-    supernet = keras.saving.load_model(path)
-    if supernet.space.name != config.space:
-        raise ValueError(
-            f"supernet {path} is of the {supernet.space.name!r} space but config.space is "
-            f"{config.space!r}; use the config it was trained with"
-        )
+    supernet = supernet_lib.load_supernet(path, config.space, origin)
     return supernet, export_lib.source_metadata(path)
 
 
 def _recalibrator(config, supernet):
-    """`oneshot.make_evaluator` (the evaluate stage's recalibration batches), with one
-    evaluation batch: export only recalibrates, so the eval split is not cached."""
-    from tfnas.stages import oneshot
-
-    light = config.copy_and_resolve_references()
-    light.evaluate.num_batches = 1
-    return oneshot.make_evaluator(light, supernet)
+    """The evaluate stage's evaluator (its recalibration batches), with one evaluation
+    batch: export only recalibrates, so the eval split is not cached."""
+    return evaluation.build_evaluator(config, supernet, eval_batches=1)
 
 
 @registry.register(STAGE, help="Export archs as SavedModels (serving signature + metadata).")
 def run(config, args: registry.StageArgs) -> int:
     archs = select_archs(config, args)
-    overwrite = bool(args.overwrite or config.export.get("overwrite", False))
+    overwrite = args.overwrite or config.export.overwrite
     run_dir = export_run_dir(config)
     targets = [export_lib.check_target(run_dir / code, overwrite) for _, code in archs]
 
     supernet, source = load_supernet(config, args.workdir)
     results_path, rows = _evaluate_results(args.workdir)
+    registry.write_config(config, Path(args.workdir) / STAGE)
     accuracy = {r["code"]: float(r["acc"]) for r in rows}
-    recalibrate = bool(config.export.get("recalibrate", True))
+    recalibrate = config.export.recalibrate
     evaluator = _recalibrator(config, supernet) if recalibrate else None
     recal = config.evaluate.recalibration
     preprocessing = export_lib.preprocessing_metadata(config.data)

@@ -45,28 +45,50 @@ def steps_per_epoch(config) -> int:
     return max(1, info["num_train"] // config.train.batch_size)
 
 
-def train_supernet(config, stage_dir: Path, strategy=None):
+# Config fields that do not change the trained weights: a run may resume with other values.
+# The strategy may change too (a preempted run may resume on another number of devices), and
+# so may the deterministic mode (it picks kernels, not the recipe).
+_RESUMABLE_WITH_OTHER = ("verbose", "log_every_steps", "checkpoint_every_epochs", "monitor",
+                         "strategy", "deterministic")
+
+
+def run_config(config) -> dict:
+    """What determines the trained supernet: stored with its checkpoints, checked on resume.
+
+    The seed, the space, the data, supernet and train sections, except the train fields of
+    `_RESUMABLE_WITH_OTHER` (logging, checkpoint frequency, the ranking monitor, which only
+    selects a checkpoint, and the strategy).
+    """
+    full = json.loads(config.to_json_best_effort())
+    train = {k: v for k, v in full["train"].items() if k not in _RESUMABLE_WITH_OTHER}
+    return {
+        "seed": full["seed"],
+        "space": full["space"],
+        "data": full["data"],
+        "supernet": full["supernet"],
+        "train": train,
+    }
+
+
+def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = False):
     """Builds, (re)stores and trains the supernet.
 
     Under multi-worker training only the chief writes into ``stage_dir``; every worker
-    resumes from the chief's checkpoint (`tfnas.distribute.write_dir`).
+    resumes from the chief's checkpoint (`tfnas.distribute.write_dir`). A checkpoint
+    trained with another `run_config` is refused. With ``overwrite`` the chief moves an
+    existing ``stage_dir`` aside (`registry.move_aside`) and every worker starts afresh.
 
     Returns:
         (trainer, initial_epoch): the `SupernetTrainer` (its ``supernet`` trained) and the
         epoch training resumed at (0 on a fresh run).
     """
+    # First: op determinism is process-global and must precede anything traced or random.
+    distribute.configure_determinism(config.train.deterministic, config.seed)
     strategy = strategy or distribute.make_strategy(config.train.strategy)
     distribute.check_global_batch(config.train.batch_size, strategy)
     steps = steps_per_epoch(config)
-    dataset = data_lib.build_dataset(
-        config.data,
-        "train",
-        config.train.batch_size,
-        training=True,
-        seed=config.seed,
-        num_replicas=strategy.num_replicas_in_sync,
-        repeat=True,
-    )
+    if overwrite and distribute.is_chief(strategy):
+        registry.move_aside(stage_dir)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         supernet = supernet_lib.build_supernet(config.supernet, config.space)
@@ -87,34 +109,45 @@ def train_supernet(config, stage_dir: Path, strategy=None):
             guard,
             every_epochs=config.train.checkpoint_every_epochs,
             write_directory=out_dir / "checkpoints",
+            run_config=run_config(config),
         )
         # Inside the scope: restoring builds the optimizer's slots, which must be mirrored.
-        initial_epoch = checkpoint.restore(trainer, steps)
+        initial_epoch = 0 if overwrite else checkpoint.restore(trainer, steps)
     if initial_epoch:
         print(f"oneshot: resuming from the checkpoint after epoch {initial_epoch}.")
-        # Continue the data stream where the checkpointed run was, not from its start.
-        dataset = dataset.skip(initial_epoch * steps)
+    # A resumed run continues the data stream where the checkpointed run was: order and
+    # augmentation derive from (seed, epoch, index), so the start is computed, not read.
+    dataset = data_lib.build_dataset(
+        config.data,
+        "train",
+        config.train.batch_size,
+        training=True,
+        seed=config.seed,
+        num_replicas=strategy.num_replicas_in_sync,
+        repeat=True,
+        start_batch=initial_epoch * steps,
+    )
     callbacks = [
         guard,
         callbacks_lib.Throughput(config.train.batch_size),
         checkpoint,
         keras.callbacks.TensorBoard(
             str(out_dir / "tensorboard"),
-            update_freq=max(1, int(config.train.get("log_every_steps", 10))),
+            update_freq=config.train.log_every_steps,
         ),
     ]
-    monitor = config.train.get("monitor", None)
-    if monitor is not None and monitor.get("enabled", False):
-        from tfnas import monitor as monitor_lib  # imports tfnas.stages.rank
+    if config.train.monitor.enabled:
+        from tfnas import monitor as monitor_lib
 
         # Before TensorBoard, which then also logs the ranking metrics it adds to the logs.
         callbacks.insert(
             -1,
             monitor_lib.RankingMonitor.from_config(
-                config, out_dir, lambda net: make_evaluator(config, net)
+                config, out_dir, lambda net: evaluation.build_evaluator(config, net)
             ),
         )
     if initial_epoch < config.train.epochs:
+        registry.write_config(config, out_dir)
         trainer.fit(
             dataset,
             epochs=config.train.epochs,
@@ -122,7 +155,7 @@ def train_supernet(config, stage_dir: Path, strategy=None):
             initial_epoch=initial_epoch,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles, from (seed, epoch)
-            verbose=config.train.get("verbose", 1),
+            verbose=config.train.verbose,
         )
     if guard.failed_at is not None:
         epoch, batch = guard.failed_at
@@ -139,46 +172,20 @@ def train_supernet(config, stage_dir: Path, strategy=None):
 def score_extremes(config, supernet) -> dict[str, float]:
     """Accuracy of the largest and smallest subnets after BN recalibration."""
     space = ss.get_space(config.space)
-    evaluator = make_evaluator(config, supernet)
+    evaluator = evaluation.build_evaluator(config, supernet)
     return {
         "largest": evaluator.accuracy(space.largest()),
         "smallest": evaluator.accuracy(space.smallest()),
     }
 
 
-def make_evaluator(config, supernet) -> evaluation.SubnetEvaluator:
-    """The evaluator ``config.evaluate`` describes (recalibration and eval data)."""
-    ev = config.evaluate
-    recal = ev.recalibration
-    recal_ds = data_lib.build_dataset(
-        config.data,
-        recal.split,
-        recal.batch_size,
-        training=recal.augment,
-        seed=config.seed + 1,
-        repeat=True,
-        shuffle=True,  # a random, but fixed, set of training batches
-    )
-    eval_ds = data_lib.build_dataset(
-        config.data, ev.split, ev.batch_size, training=False, seed=config.seed
-    )
-    if ev.get("num_batches", 0):
-        eval_ds = eval_ds.take(ev.num_batches)
-    return evaluation.SubnetEvaluator.from_datasets(
-        supernet,
-        recal_ds,
-        eval_ds,
-        recal.num_batches,
-        mode=recal.mode,
-        ema_momentum=recal.ema_momentum,
-    )
-
-
 @registry.register(STAGE, help="Train the supernet (sandwich rule by default).")
 def run(config, args: registry.StageArgs) -> int:
     stage_dir = Path(args.workdir) / STAGE
     strategy = distribute.make_strategy(config.train.strategy)
-    trainer, initial_epoch = train_supernet(config, stage_dir, strategy)
+    trainer, initial_epoch = train_supernet(
+        config, stage_dir, strategy, overwrite=args.overwrite
+    )
     supernet = trainer.supernet
     # Every worker saves (a collective reads the replicated BN statistics); only the
     # chief's files land in the workdir.

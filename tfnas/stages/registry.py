@@ -11,11 +11,14 @@ A stage module registers its entry point::
         return 0
 
 and `tfnas/stages/__init__.py` imports it, so that importing this module (which imports the
-package first) fills `STAGES`. `run_stage` validates the config, creates
-``<workdir>/<stage>/``, writes the resolved config there as ``config.json`` and runs the
-stage. Stages record what they produced in ``<workdir>/<stage>/manifest.json``
-(`write_manifest`); a later stage finds its inputs there (`read_manifest`) unless its config
-names them.
+package first) fills `STAGES`. `run_stage` validates the config and runs the stage. A stage
+checks its inputs before it writes anything; when it is about to produce something it calls
+`write_config` (the resolved config, ``<workdir>/<stage>/config.json``), so a stage that
+fails on its inputs, or has nothing left to do, leaves the workdir as it was. Stages record
+what they produced in ``<workdir>/<stage>/manifest.json`` (`write_manifest`), with paths
+relative to the workdir, so a workdir can be moved or copied; a later stage finds its inputs
+there (`read_manifest` resolves them) unless its config names them. ``--overwrite`` never
+deletes: `move_aside` renames what would be replaced.
 
 Flags live only in ``bin/train``; stages get them as a `StageArgs`.
 """
@@ -33,6 +36,8 @@ from typing import Any
 __all__ = [
     "CONFIG_FILE",
     "MANIFEST_FILE",
+    "move_aside",
+    "relative_to_workdir",
     "STAGES",
     "Stage",
     "StageArgs",
@@ -120,8 +125,13 @@ def stage_dir(workdir: str | os.PathLike, stage: str) -> Path:
 
 
 def write_config(config: Any, directory: str | os.PathLike) -> Path:
-    """Writes ``config`` (a ConfigDict) to ``directory/config.json``, sorted and indented."""
+    """Writes ``config`` (a ConfigDict) to ``directory/config.json``, sorted and indented.
+
+    Stages call it when they start producing something (not before their inputs are checked,
+    and not when there is nothing to do), so ``config.json`` describes the products beside it.
+    """
     path = Path(directory) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(config, "to_json_best_effort"):
         text = config.to_json_best_effort(sort_keys=True, indent=2)
     else:
@@ -130,8 +140,28 @@ def write_config(config: Any, directory: str | os.PathLike) -> Path:
     return path
 
 
+def move_aside(path: str | os.PathLike) -> Path | None:
+    """Renames ``path`` (a file or directory) to ``<path>.replaced-<UTC time>``; never deletes.
+
+    ``--overwrite`` uses it: the old products stay on disk under the new name, and the run
+    starts over. Returns the new path, or None when ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.replaced-{stamp}")
+    counter = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.replaced-{stamp}-{counter}")
+        counter += 1
+    os.replace(path, target)
+    print(f"--overwrite: moved {path} aside to {target}")
+    return target
+
+
 def run_stage(name: str, config: Any, args: StageArgs) -> int:
-    """Validates ``config``, writes it to ``<workdir>/<name>/config.json``, runs the stage.
+    """Validates ``config`` and runs the stage (which writes ``config.json`` when it produces).
 
     Returns:
       The stage's exit status (0 when it returns None).
@@ -149,9 +179,6 @@ def run_stage(name: str, config: Any, args: StageArgs) -> int:
     from tfnas import config_lib  # imports TensorFlow (through tfnas.data)
 
     config_lib.validate_config(config)
-    directory = stage_dir(args.workdir, name)
-    directory.mkdir(parents=True, exist_ok=True)
-    write_config(config, directory)
     status = STAGES[name].run(config, args)
     return 0 if status is None else int(status)
 
@@ -162,8 +189,9 @@ def write_manifest(workdir: str | os.PathLike, stage: str, **products: Any) -> P
     Args:
       workdir: the run's directory.
       stage: the stage's name.
-      **products: name -> value (paths as strings, or any JSON value; `Path`s are turned
-        into strings). A new manifest replaces the stage's previous one.
+      **products: name -> value: a path (`Path` or string naming a file under the workdir;
+        stored relative to the workdir, see `read_manifest`) or any JSON value. A new
+        manifest replaces the stage's previous one.
 
     Returns:
       The manifest's path.
@@ -173,15 +201,33 @@ def write_manifest(workdir: str | os.PathLike, stage: str, **products: Any) -> P
     manifest = {
         "stage": stage,
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "products": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in products.items()},
+        "products": {k: relative_to_workdir(workdir, v) for k, v in products.items()},
     }
     path = directory / MANIFEST_FILE
     _write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
 
 
+def relative_to_workdir(workdir, value: Any) -> Any:
+    """An existing file or directory under ``workdir`` as a path relative to it (with a
+    ``./`` marker); anything else (other paths, other strings, numbers) as it is."""
+    if not isinstance(value, (str, os.PathLike)):
+        return value
+    path = Path(value)
+    if not path.exists():
+        return str(value)
+    try:
+        inside = path.resolve().relative_to(Path(workdir).resolve())
+    except ValueError:
+        return str(value)
+    return "./" + inside.as_posix()
+
+
 def read_manifest(workdir: str | os.PathLike, stage: str) -> dict[str, Any]:
     """The products ``stage`` recorded in ``workdir``; ``{}`` when it has not run there.
+
+    Paths recorded relative to the workdir (``./...``) come back joined to ``workdir`` as
+    given here, so a moved or copied workdir still finds its products.
 
     Raises:
       ValueError: the manifest exists but is not one (e.g. a torn write by hand).
@@ -201,7 +247,10 @@ def read_manifest(workdir: str | os.PathLike, stage: str) -> dict[str, Any]:
             f"{path} is not a stage manifest ({type(err).__name__}: {err}); run "
             f"--stage={stage} with --workdir={workdir} again to rewrite it"
         ) from None
-    return products
+    return {
+        k: str(Path(workdir) / v[2:]) if isinstance(v, str) and v.startswith("./") else v
+        for k, v in products.items()
+    }
 
 
 def _write_atomic(path: Path, text: str) -> None:

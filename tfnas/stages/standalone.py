@@ -1,41 +1,47 @@
 """Stage ``standalone``: ground truth -- each arch trained from scratch as a plain model.
 
     bin/train --stage=standalone --config=configs/fmnist.py --workdir=/tmp/gt \\
-        --codes=archs.txt [--shard=1/2]
+        --codes=archs.txt [--shard=1/2] [--config.standalone.seed=1] [--overwrite]
+    bin/train --stage=merge --config=configs/fmnist.py --workdir=/tmp/gt --codes=archs.txt
 
 For every code, `tfnas.static.build_static_model` is trained with the recipe in
 ``config.standalone`` (SGD with momentum, linear warm-up and cosine decay, decoupled weight
 decay) on a fixed subset of the training split and scored on ``standalone.split``. One JSON
 line per arch is appended to ``<workdir>/standalone/ground_truth.seed<S>.jsonl`` -- code,
-accuracy, recipe hash, seed, data subset, wall time -- after a first line holding the format
-version and the full recipe. A killed run resumes with the next arch; a file written with
-another recipe is refused rather than mixed.
+accuracy, recipe hash, seed, data subset, wall and CPU seconds -- after a first line holding
+the format version and the full recipe (`tfnas.ground_truth`). A killed run resumes with the
+next arch; a file written with another recipe is refused rather than mixed. ``--shard=I/N``
+trains every N-th code into its own file (``ground_truth.seed<S>.shard-I-of-N.jsonl``), so
+shards never write to one file; ``--stage=merge`` joins them and checks that every code is
+there exactly once. ``--overwrite`` moves this seed's (and shard's) file aside and starts
+over.
 
-Ground truth never reaches a supernet's training: the training stages take their inputs
-only from `tfnas.data` pipelines (images and labels) and the config, and no config field of
-theirs names a ground-truth file. Ground-truth files are read only by ranking code
-(`tfnas.ranking`, the ``rank`` stage, the ranking monitor), which computes no gradients.
+Ground truth never reaches a supernet's weights: no training stage reads a ground-truth
+file into a loss. The ranking monitor (``train.monitor.ground_truth``) reads one during
+supernet training, but only to choose which checkpoint is kept as ``best_tau.keras`` and to
+log tau; the trained weights are the same whatever it contains (`tests/test_isolation.py`
+trains with two permuted ground-truth files and compares the weights bit for bit, and checks
+that the trainer, schemes, supernet and sampling modules do not import ground-truth readers).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 import keras
 
+from tfnas import codes as codes_lib
 from tfnas import data as data_lib
+from tfnas import ground_truth as gt_lib
+from tfnas import records
 from tfnas import search_space as ss
 from tfnas import static
 from tfnas import trainer as trainer_lib
-from tfnas.stages import evaluate as evaluate_stage
 from tfnas.stages import registry
 
 STAGE = "standalone"
-FORMAT_VERSION = 1
 
 
 def recipe(config) -> dict:
@@ -47,28 +53,34 @@ def recipe(config) -> dict:
     }
 
 
-def recipe_hash(rec: dict) -> str:
-    return hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()[:12]
+def load_codes(config, args) -> list[str]:
+    """The unique, validated codes of ``--codes`` (this stage has no config default)."""
+    if not args.codes:
+        raise ValueError(
+            "No archs to train: pass --codes=FILE (competition JSON or one code per line) or "
+            "--codes=CODE,CODE."
+        )
+    space = ss.get_space(config.space)
+    codes = []
+    for record in codes_lib.parse_codes_arg(args.codes):
+        try:
+            codes.append(space.parse(record.code).code)
+        except ValueError as err:
+            raise ValueError(f"--codes: {record.key}: {err}") from None
+    return records.unique_codes(codes)
 
 
-def gt_path(workdir, seed: int) -> Path:
-    return Path(workdir) / STAGE / f"ground_truth.seed{seed}.jsonl"
+def train_standalone(config, arch, seed: int) -> tuple[float, float, float]:
+    """Trains ``arch`` from scratch.
 
-
-def read_ground_truth(path: Path) -> tuple[dict | None, dict[str, dict]]:
-    """(header, {code: row}) of a ground-truth file; a torn last line is ignored."""
-    if not path.exists():
-        return None, {}
-    lines = path.read_text().splitlines()
-    header = json.loads(lines[0]) if lines else None
-    return header, evaluate_stage.read_results_lines(lines[1:])
-
-
-def train_standalone(config, arch, seed: int) -> tuple[float, float]:
-    """Trains ``arch`` from scratch; returns (accuracy on ``standalone.split``, seconds)."""
+    Returns:
+      (accuracy on ``standalone.split``, wall seconds, CPU seconds of this process). The CPU
+      time is what a recipe costs whatever else shares the machine.
+    """
     sa = config.standalone
     space = ss.get_space(config.space)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     keras.utils.set_random_seed(seed)
     data_config = config.data.copy_and_resolve_references()
     with data_config.unlocked():
@@ -94,63 +106,144 @@ def train_standalone(config, arch, seed: int) -> tuple[float, float]:
     # The pipeline shuffles (statelessly, from the seed); Keras must not try to.
     model.fit(train, epochs=sa.epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
     _, acc = model.evaluate(test, verbose=0)
-    return float(acc), time.perf_counter() - start
-
-
-def write_results(path: Path) -> None:
-    """The results-JSON twin of a ground-truth file (what `rank` reads), kept current."""
-    header, done = read_ground_truth(path)
-    out = path.with_suffix(".json")
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(
-        json.dumps({"recipe": header["recipe"], "results": list(done.values())}, indent=1)
-    )
-    os.replace(tmp, out)
+    return float(acc), time.perf_counter() - start, time.process_time() - cpu_start
 
 
 @registry.register(STAGE, help="Train archs from scratch: the ranking ground truth.")
 def run(config, args: registry.StageArgs) -> int:
-    _, records = evaluate_stage.load_records(config, args)
-    index, count = evaluate_stage.parse_shard(args.shard)
-    codes = evaluate_stage.shard_codes(evaluate_stage.unique_codes(records), index, count)
+    codes = load_codes(config, args)
+    index, count = records.parse_shard(args.shard)
+    mine = records.shard_codes(codes, index, count)
     seed = int(config.standalone.seed)
-    path = gt_path(args.workdir, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    stage_dir = Path(args.workdir) / STAGE
+    path = gt_lib.gt_path(stage_dir, seed, (index, count))
     rec = recipe(config)
-    digest = recipe_hash(rec)
-    evaluate_stage.drop_torn_line(path)
-    header, done = read_ground_truth(path)
-    if header is None:
-        header = {"version": FORMAT_VERSION, "recipe_hash": digest, "recipe": rec}
-        path.write_text(json.dumps(header) + "\n")
-    elif header.get("recipe_hash") != digest:
+    digest = gt_lib.recipe_hash(rec)
+    if args.overwrite:
+        registry.move_aside(path)
+    records.drop_torn_line(path)
+    header, done = gt_lib.read_ground_truth(path)
+    if header is not None and header.get("recipe_hash") != digest:
         raise ValueError(
             f"{path} was written with recipe {header.get('recipe_hash')}, this config's is "
-            f"{digest}: ground truths of different recipes must not mix. Use another --workdir "
-            "or restore the config the file was made with (its first line holds it)."
+            f"{digest}: ground truths of different recipes must not mix. Use another --workdir, "
+            "restore the config the file was made with (its first line holds it), or pass "
+            "--overwrite to start over (the old file is moved aside)."
         )
     space = ss.get_space(config.space)
-    todo = [c for c in codes if c not in done]
-    print(f"standalone: {len(codes)} codes, {len(codes) - len(todo)} done, seed {seed}")
-    with path.open("a") as out:
-        for i, code in enumerate(todo, 1):
-            acc, seconds = train_standalone(config, space.parse(code), seed)
-            row = dict(
-                code=code,
-                acc=acc,
-                recipe_hash=digest,
-                seed=seed,
-                train_subset=int(config.standalone.train_subset),
-                split=config.standalone.split,
-                seconds=round(seconds, 2),
-            )
-            out.write(json.dumps(row) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-            print(f"standalone: {i}/{len(todo)} {code} acc={acc:.4f} ({seconds:.0f} s)")
-            write_results(path)
-    write_results(path)
-    registry.write_manifest(
-        args.workdir, STAGE, ground_truth=str(path.with_suffix(".json")), jsonl=str(path)
+    todo = [c for c in mine if c not in done]
+    print(
+        f"standalone: {len(codes)} codes, shard {index}/{count}: {len(mine)}, "
+        f"{len(mine) - len(todo)} done, seed {seed}"
     )
+    if todo:
+        registry.write_config(config, stage_dir)
+        if header is None:
+            header = {"version": gt_lib.FORMAT_VERSION, "recipe_hash": digest, "recipe": rec}
+            records.write_text_atomic(path, json.dumps(header) + "\n")
+        with records.Appender(path) as out:
+            for i, code in enumerate(todo, 1):
+                acc, seconds, cpu_seconds = train_standalone(config, space.parse(code), seed)
+                done[code] = dict(
+                    code=code,
+                    acc=acc,
+                    recipe_hash=digest,
+                    seed=seed,
+                    train_subset=int(config.standalone.train_subset),
+                    split=config.standalone.split,
+                    seconds=round(seconds, 2),
+                    cpu_seconds=round(cpu_seconds, 2),
+                )
+                out.write(done[code])
+                print(f"standalone: {i}/{len(todo)} {code} acc={acc:.4f} ({seconds:.0f} s)")
+                if count == 1:
+                    gt_lib.write_results_json(
+                        path.with_suffix(".json"), header, [done[c] for c in mine if c in done]
+                    )
+    if count > 1:
+        print(
+            f"standalone: shard {index}/{count} done; join the shards with --stage=merge "
+            f"--codes={args.codes}"
+        )
+        return 0
+    if todo or not path.with_suffix(".json").exists():
+        gt_lib.write_results_json(path.with_suffix(".json"), header, [done[c] for c in mine])
+        registry.write_manifest(
+            args.workdir, STAGE, ground_truth=path.with_suffix(".json"), jsonl=path
+        )
     return 0
+
+
+def merge(config, args: registry.StageArgs) -> bool:
+    """Joins this seed's shard files, if any (`ground_truth.merge_shards`); False if none."""
+    stage_dir = Path(args.workdir) / STAGE
+    seed = int(config.standalone.seed)
+    if not list(stage_dir.glob(f"ground_truth.seed{seed}.shard-*-of-*.jsonl")):
+        return False
+    out = gt_lib.merge_shards(stage_dir, seed, load_codes(config, args))
+    registry.write_config(config, stage_dir)
+    registry.write_manifest(args.workdir, STAGE, ground_truth=out.with_suffix(".json"), jsonl=out)
+    print(f"standalone: merged the shards of seed {seed} into {out}")
+    return True
+
+
+# -------------------------------------------------------------------- the config section
+
+CONFIG_FIELDS = (
+    "seed",
+    "train_subset",
+    "split",
+    "batch_size",
+    "eval_batch_size",
+    "epochs",
+    "warmup_epochs",
+    "learning_rate",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "dropout",
+    "zero_init_residual",
+)
+
+
+def validate_config(section, *, holdout_size: int) -> None:
+    """Checks the ``standalone`` section of an experiment config (`tfnas.config_lib`): the
+    from-scratch recipe of the ground truth. Every field but ``seed`` is part of the recipe
+    hash (`recipe`), so a ground-truth file never mixes recipes.
+
+    Fields:
+
+    - ``seed`` (int >= 0): the training seed, and the file's (``ground_truth.seed<S>``).
+    - ``train_subset`` (int >= 0): a fixed subset of the training split (0: all of it).
+    - ``split``: where the accuracy is measured, one of `tfnas.data.SPLITS` (``holdout``
+      needs ``data.holdout_size`` > 0).
+    - ``batch_size``, ``eval_batch_size`` (ints >= 1).
+    - ``epochs``, ``warmup_epochs``, ``learning_rate``, ``momentum``, ``nesterov``: SGD
+      with a linear warm-up and cosine decay (`tfnas.trainer.check_optimizer_recipe`).
+    - ``weight_decay`` (>= 0): Keras's decoupled weight decay of every variable.
+    - ``dropout`` in [0, 1): before the classifier.
+    - ``zero_init_residual`` (bool): the last BN of every residual branch starts at 0.
+
+    Args:
+      section: ``config.standalone``.
+      holdout_size: ``config.data.holdout_size``, to check the split.
+
+    Raises:
+      ValueError: naming ``config.standalone.<field>``, the value, what is expected and how
+        to fix it; also for a missing or unknown field.
+    """
+    from tfnas import config_checks
+    from tfnas import evaluation
+
+    fields = config_checks.Section(
+        section, STAGE, CONFIG_FIELDS, owner="tfnas.stages.standalone.validate_config"
+    )
+    fields.integer("seed", 0)
+    fields.integer("train_subset", 0)
+    evaluation.check_split(fields, "split", holdout_size)
+    fields.integer("batch_size", 1)
+    fields.integer("eval_batch_size", 1)
+    trainer_lib.check_optimizer_recipe(fields)
+    fields.number("weight_decay", 0.0)
+    fields.number("dropout", 0.0, 1.0, high_open=True)
+    fields.boolean("zero_init_residual")
