@@ -64,11 +64,35 @@ def make_strategy(name: str = "default", devices=None) -> tf.distribute.Strategy
                 "https://www.tensorflow.org/guide/distributed_training) or use 'mirrored' "
                 "for one host."
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _MultiWorkerMirroredStrategy()
     raise ValueError(
         f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}. "
         "Set --config.train.strategy to one of them."
     )
+
+
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """MultiWorkerMirroredStrategy whose `reduce` takes what Keras 3's ``fit`` gives it.
+
+    Two Keras 3.15 calls fail under MultiWorkerMirroredStrategy (TF 2.21), with or without
+    tfnas (keras-team/keras#20585): ``fit`` reduces its first batch, an ``(images, labels)``
+    tuple of PerReplica values, in one ``reduce`` call ("Attempt to convert a value
+    (PerReplica ...) with an unsupported type"), and it reduces every value a train step
+    returns with ``axis=0``, scalars included ("Invalid reduction dimension 0 for input with
+    0 dimensions"). Here each value of a nest is reduced on its own, as MirroredStrategy
+    does, and a scalar is reduced across replicas only (the mean over the replicas' "axis
+    0" of scalars is their mean).
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        parent = super()
+
+        def one(v):
+            local = self.experimental_local_results(v)[0]
+            scalar = getattr(getattr(local, "shape", None), "rank", None) == 0
+            return parent.reduce(reduce_op, v, None if scalar else axis)
+
+        return tf.nest.map_structure(one, value)
 
 
 def split_cpu(num_devices: int) -> None:
