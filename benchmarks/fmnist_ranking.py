@@ -97,6 +97,15 @@ def main(argv):
         ks=ranking.DEFAULT_KS, drop_unmatched_pred=True,
     )
     print(ranking.format_report(report))
+    # The evaluation set's size bounds how finely the supernet's scores can rank.
+    ev = config.evaluate
+    num_eval = int(ev.num_batches) * int(ev.batch_size) or int(config.data.holdout_size)
+    noise = ranking.score_noise({c: pred[c] for c in gt if c in pred}, num_eval)
+    print(
+        f"Score noise: binomial s.e. {noise['binomial_se']:.4f} on {num_eval} holdout images "
+        f"against an s.d. of {noise['score_sd']:.4f} across the archs' supernet scores "
+        f"(ratio {noise['ratio']:.2f})"
+    )
     ceil = {}
     if Path(_GT2.value).exists():
         ceil = ceiling(gt, dict(scores_lib.load_scores(_GT2.value, "ground_truth_2")))
@@ -109,7 +118,9 @@ def main(argv):
             )
     print("Wall time: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     out = Path(workdir) / "benchmark.json"
-    out.write_text(json.dumps(dict(report=report, ceiling=ceil, times=times), indent=1))
+    out.write_text(
+        json.dumps(dict(report=report, ceiling=ceil, times=times, score_noise=noise), indent=1)
+    )
     print(f"wrote {out}")
 
 

@@ -470,3 +470,14 @@ def test_ranking_report_pairs_the_supernet_with_every_baseline_and_normalizes():
     with pytest.raises(ValueError, match="ranker 'proxy' has no score for 1"):
         partial = {c: 1.0 for c in codes if c != codes[1]}
         ranking.ranking_report(pred, gt, space, n_boot=0, extra_rankers={"proxy": partial})
+
+
+def test_score_noise_by_hand():
+    # p = 0.5, 0.9, 0.7 on 100 images: binomial variances 0.0025, 0.0009, 0.0021; the
+    # scores' sample s.d. is sqrt((0.04 + 0.04 + 0) / 2) = 0.2.
+    noise = ranking.score_noise({"a": 0.5, "b": 0.9, "c": 0.7}, 100)
+    assert noise["binomial_se"] == pytest.approx(math.sqrt((0.0025 + 0.0009 + 0.0021) / 3))
+    assert noise["score_sd"] == pytest.approx(0.2)
+    assert noise["ratio"] == pytest.approx(noise["binomial_se"] / 0.2)
+    with pytest.raises(ValueError, match="num_examples must be >= 1"):
+        ranking.score_noise({"a": 0.5, "b": 0.9, "c": 0.7}, 0)

@@ -432,6 +432,31 @@ def paired_tau_difference(
     }
 
 
+def score_noise(scores: Mapping[str, float], num_examples: int) -> dict:
+    """How much of the spread of accuracy scores the evaluation set's size alone explains.
+
+    Each score is a top-1 accuracy on ``num_examples`` images, so it carries a binomial
+    standard error sqrt(p (1 - p) / num_examples) even for a fixed model. Set against the
+    standard deviation of the scores across archs: when they are alike, the scores cannot
+    rank the archs, whatever the supernet learned.
+
+    Returns:
+      ``{"num_examples", "binomial_se" (root-mean-square over the archs), "score_sd"
+      (across archs, ddof 1), "ratio" (binomial_se / score_sd)}``.
+    """
+    if num_examples < 1:
+        raise ValueError(f"num_examples must be >= 1 evaluation images, got {num_examples}")
+    p = _as_vector(list(scores.values()), "scores")
+    se = float(np.sqrt(np.mean(p * (1.0 - p) / num_examples)))
+    sd = float(np.std(p, ddof=1))
+    return {
+        "num_examples": int(num_examples),
+        "binomial_se": se,
+        "score_sd": sd,
+        "ratio": se / sd if sd > 0 else None,
+    }
+
+
 # ---------------------------------------------------------------------------- top-k
 
 
