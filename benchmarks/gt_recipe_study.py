@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from tfnas import codes as codes_lib  # noqa: E402
 from tfnas import ground_truth as gt_lib  # noqa: E402
 from tfnas import search_space as ss  # noqa: E402
 
@@ -90,9 +91,9 @@ LADDER = [("L3", "L6"), ("L6", "L12"), ("L12", "L24")]
 def study_archs() -> list[str]:
     """NUM_ARCHS archs of the v1 ground truth at evenly spaced FLOPs ranks (fixed)."""
     if ARCHS_FILE.exists():
-        return [c for c in ARCHS_FILE.read_text().split() if not c.startswith("#")]
+        return [r.code for r in codes_lib.read_codes(ARCHS_FILE)]
     space = ss.get_space("fmnist")
-    codes = [c for c in V1_ARCHS.read_text().splitlines() if c and not c.startswith("#")]
+    codes = [r.code for r in codes_lib.read_codes(V1_ARCHS)]
     by_flops = sorted(codes, key=lambda c: space.flops(space.parse(c)))
     step = (len(by_flops) - 1) / (NUM_ARCHS - 1)
     picked = [by_flops[round(i * step)] for i in range(NUM_ARCHS)]

@@ -16,9 +16,9 @@ from tfnas import monitor
 from tfnas import ranking
 from tfnas import schemes
 from tfnas import search_space as ss
+from tfnas import standalone
 from tfnas import supernet
 from tfnas import trainer
-from tfnas.stages import standalone
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"

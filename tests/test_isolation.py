@@ -8,6 +8,7 @@ schemes, supernet, sampling) cannot reach the readers of ground-truth files at a
 """
 
 import json
+import re
 import subprocess
 import sys
 
@@ -78,3 +79,17 @@ def test_two_permuted_ground_truths_train_bitwise_equal_weights(tmp_path):
     assert len(tau_a) == 1
     for a, b in zip(tau_a, tau_b):
         assert (a is None and b is None) or abs(a + b) < 1e-9
+
+
+def test_the_library_does_not_import_the_stages():
+    """Stages are drivers on top of the library, never the other way round."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "tfnas"
+    offenders = []
+    for path in root.rglob("*.py"):
+        if "stages" in path.relative_to(root).parts:
+            continue
+        if re.search(r"^\s*(from|import) tfnas\.stages", path.read_text(), re.M):
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []

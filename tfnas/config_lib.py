@@ -23,7 +23,7 @@ field, and checked by the module that owns it:
 - ``train``: `tfnas.trainer.validate_config`; its ``train.monitor``:
   `tfnas.monitor.validate_config`.
 - ``evaluate`` (with ``evaluate.recalibration``): `tfnas.evaluation.validate_config`.
-- ``standalone``: `tfnas.stages.standalone.validate_config`.
+- ``standalone``: `tfnas.standalone.validate_config`.
 - ``rank``: `tfnas.ranking.validate_config`.
 - ``export``: `tfnas.export.validate_config`.
 
@@ -362,9 +362,9 @@ def validate_config(config: Any) -> Any:
     from tfnas import export
     from tfnas import monitor
     from tfnas import ranking
+    from tfnas import standalone
     from tfnas import supernet
     from tfnas import trainer
-    from tfnas.stages import standalone
 
     fields = config_checks.Section(config, "", FIELDS, owner="tfnas.config_lib")
     fields.string("name", allow_empty=False)

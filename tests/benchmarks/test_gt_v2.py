@@ -1,0 +1,57 @@
+"""benchmarks/gt_v2.py report: seed means, reliability and the ceiling that rank reads."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import gt_v2  # noqa: E402
+
+from tfnas import codes as codes_lib  # noqa: E402
+from tfnas import ground_truth as gt_lib  # noqa: E402
+from tfnas import scores  # noqa: E402
+
+
+def _write_seed(directory, seed, accs, recipe_hash="h"):
+    header = {"version": 1, "recipe_hash": recipe_hash, "recipe": {"r": 1}}
+    rows = [{"code": c, "acc": a, "cpu_seconds": 10.0, "seconds": 20.0} for c, a in accs.items()]
+    path = gt_lib.gt_path(directory, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(json.dumps(x) for x in [header, *rows]) + "\n")
+
+
+def test_report_averages_seeds_and_records_the_ceiling(tmp_path, monkeypatch):
+    monkeypatch.setattr(gt_v2, "OUT", tmp_path)
+    codes = [r.code for r in codes_lib.read_codes(gt_v2.archs_file())][:60]
+    assert len(codes) == 60
+    v1 = codes_lib.read_codes(ROOT / "benchmarks" / "fmnist_ranking" / "archs.txt")
+    assert codes[:40] == [r.code for r in v1]
+    seed0 = {c: 0.70 + 0.001 * i for i, c in enumerate(codes)}
+    seed1 = {c: 0.70 + 0.001 * i + (0.002 if i % 2 else -0.002) for i, c in enumerate(codes)}
+    stage_dir = tmp_path / "L12" / "standalone"
+    _write_seed(stage_dir, 0, seed0)
+    _write_seed(stage_dir, 1, seed1)
+    out = gt_v2.report("L12", [0, 1])
+    saved = json.loads((tmp_path / "L12" / "ground_truth.json").read_text())
+    assert saved["seeds"] == [0, 1] and saved["recipe_hash"] == "h"
+    assert saved["machine_time"]["cpu_hours"] == pytest.approx(120 * 10 / 3600)
+    mean = {r["code"]: r["acc"] for r in saved["results"]}
+    assert mean[codes[3]] == pytest.approx((seed0[codes[3]] + seed1[codes[3]]) / 2)
+    assert saved["reliability"] == pytest.approx(gt_lib.reliability([seed0, seed1]))
+    # rank divides tau by this ceiling.
+    assert scores.load_ceiling(tmp_path / "L12" / "ground_truth.json") == pytest.approx(
+        out["reliability"]["expected_ceiling"]
+    )
+
+
+def test_report_refuses_an_incomplete_seed(tmp_path, monkeypatch):
+    monkeypatch.setattr(gt_v2, "OUT", tmp_path)
+    codes = [r.code for r in codes_lib.read_codes(gt_v2.archs_file())]
+    _write_seed(tmp_path / "L12" / "standalone", 0, {c: 0.5 for c in codes})
+    _write_seed(tmp_path / "L12" / "standalone", 1, {c: 0.5 for c in codes[:10]})
+    with pytest.raises(SystemExit, match="seed 1 of recipe L12 misses 50 of 60"):
+        gt_v2.report("L12", [0, 1])
