@@ -2,14 +2,14 @@
 
     .venv/bin/python benchmarks/run_to_run.py [--config=configs/fmnist.py[:tiny]] [--runs=3] \\
         [--modes=default,deterministic] [--set=train.epochs=1 --set=train.steps_per_epoch=50] \\
-        [--out=benchmarks/run_to_run/results.json]
+        [--jobs=1] [--out=benchmarks/run_to_run/results.json]
 
 Each run is a fresh process (op determinism and the RNG state are process-global) training
 the supernet of ``--config`` with the ``--set`` overrides (default: one epoch of 50 steps)
 and ``train.deterministic`` set by the mode (`tfnas.distribute.configure_determinism`).
-Runs are sequential; each finished run is appended to ``--out`` at once, and a rerun of the
-same command skips the runs already there (they are keyed by the settings), so an
-interrupted benchmark resumes. The workdirs are kept beside ``--out``
+``--jobs`` runs go at a time (default one); each finished run is appended to ``--out`` at
+once, and a rerun of the same command skips the runs already there (they are keyed by the
+settings), so an interrupted benchmark resumes. The workdirs are kept beside ``--out``
 (``work/<key>/<mode>-<i>/``): the weight differences are computed from their
 ``oneshot/supernet.keras`` files.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures
 import hashlib
 import io
 import itertools
@@ -30,6 +31,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -156,6 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default="configs/fmnist.py", help="FILE or FILE:tiny")
     parser.add_argument("--runs", type=int, default=3, help="runs per mode")
     parser.add_argument("--modes", default=",".join(MODES), help="default,deterministic")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     parser.add_argument(
         "--set",
         action="append",
@@ -170,8 +173,8 @@ def main(argv=None) -> int:
     for mode in modes:
         if mode not in MODES:
             parser.error(f"--modes: unknown mode {mode!r}; expected {' or '.join(MODES)}")
-    if args.runs < 1:
-        parser.error(f"--runs must be >= 1, received {args.runs}")
+    if args.runs < 1 or args.jobs < 1:
+        parser.error(f"--runs and --jobs must be >= 1, received {args.runs} and {args.jobs}")
     path, _, variant = args.config.partition(":")
     settings = dict(
         config=str((ROOT / path).resolve()),
@@ -193,6 +196,7 @@ def main(argv=None) -> int:
             runs=[],
         ),
     )
+    todo = []
     for mode in modes:
         for index in range(args.runs):
             if any(r["mode"] == mode and r["index"] == index for r in entry["runs"]):
@@ -201,10 +205,21 @@ def main(argv=None) -> int:
             if (workdir / "oneshot").exists():
                 # A run killed before its result was recorded: start it over.
                 os.replace(workdir, workdir.with_name(f"{workdir.name}.killed-{int(time.time())}"))
-            print(f"[{key}] {mode} run {index + 1}/{args.runs} ...", flush=True)
-            entry["runs"].append(run_once(settings, mode, index, workdir))
+            todo.append((mode, index, workdir))
+    lock = threading.Lock()
+
+    def one(job):
+        mode, index, workdir = job
+        print(f"[{key}] {mode} run {index + 1}/{args.runs} ...", flush=True)
+        result = run_once(settings, mode, index, workdir)
+        with lock:  # record each run as soon as it ends: an interrupted benchmark resumes
+            entry["runs"].append(result)
             out.write_text(json.dumps(results, indent=2) + "\n")
-            print(f"    {json.dumps(entry['runs'][-1])}", flush=True)
+            print(f"    {json.dumps(result)}", flush=True)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for future in [pool.submit(one, job) for job in todo]:
+            future.result()
     summary = {}
     for mode in modes:
         runs = sorted(

@@ -120,7 +120,7 @@ def _batch_stats(model, images):
     the plain model's moving statistics: read them (`_moving_stats`) before.
     """
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    probe = keras.Model(model.inputs, [layer.input for layer in bns])
+    probe = keras.Model(model.input, [layer.input for layer in bns])
     outputs = probe(images, training=True)
     stats = {}
     for layer, x in zip(bns, outputs):

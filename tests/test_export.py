@@ -192,7 +192,7 @@ def test_metadata_fields(exported):
     assert meta["supernet"]["routing"] == "shared"
     assert meta["tfnas_version"] and meta["tensorflow_version"] == tf.__version__
     created = datetime.datetime.fromisoformat(meta["created"])
-    assert abs(datetime.datetime.now(datetime.timezone.utc) - created).total_seconds() < 3600
+    assert abs(datetime.datetime.now(datetime.UTC) - created).total_seconds() < 3600
 
 
 def test_checkpoint_source_records_its_sha256(tmp_path):

@@ -131,7 +131,7 @@ def job(tmp_path_factory):
 
     deadline = time.time() + TIMEOUT
     try:
-        for name, proc in procs.items():
+        for proc in procs.values():
             proc.wait(timeout=max(1.0, deadline - time.time()))
     except subprocess.TimeoutExpired:
         for proc in procs.values():

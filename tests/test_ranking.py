@@ -385,8 +385,11 @@ def test_format_report_is_a_table_of_every_ranker(toy):
     assert "Ranking of 40 archs (fake space), 95% CIs from 50 paired bootstrap" in text
     for header in ("Kendall tau-b", "Spearman rho", "Pearson r", "FLOPs held fixed", "k=20 (50%)"):
         assert header in text
-    for name in ("supernet", "flops", "params"):
+    for name in ("flops", "params"):
         assert sum(line.startswith(name) for line in text.splitlines()) == 3
+    # The supernet's three rows, and its two paired differences (with FLOPs and params).
+    assert sum(line.startswith("supernet") for line in text.splitlines()) == 5
+    assert "supernet - flops" in text and "supernet - params" in text
     tau = report["rankers"]["supernet"]["kendall_tau"]["value"]
     assert f"{tau:+.3f}" in text
     assert "k skipped, more than 40 archs: 100" in text

@@ -180,7 +180,7 @@ def test_zero_init_residual_makes_every_block_start_as_its_shortcut(zero_init):
     assert model.count_params() == space.params(arch)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            zero = np.all(keras.ops.convert_to_numpy(layer.gamma) == 0.0)
+            zero = np.all(layer.gamma.numpy() == 0.0)
             assert zero == (zero_init and layer.name.endswith("bn2")), layer.name
     names = ["stage1_block1_relu", "stage1_block2_relu", "stage1_block3_relu", "classifier"]
     probe = keras.Model(model.input, [model.get_layer(n).output for n in names])

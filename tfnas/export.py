@@ -324,7 +324,7 @@ def export_subnet(
         "tfnas_version": tfnas.__version__,
         "tensorflow_version": tf.__version__,
         "keras_version": _keras_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     record = dict(facts)
     record.update(

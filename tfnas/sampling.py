@@ -4,7 +4,7 @@ Used inside compiled train steps. The seed of member ``k`` at step ``t`` is
 ``[seed, t * MAX_MEMBERS + k]``, so every replica (and a resumed run) draws the same archs;
 a stateful RNG would give each replica its own subnet (see `tfnas.distribute`).
 
-The distribution is SEARCH_SPACE.md's "uniform": each depth uniform in its range, then each
+The distribution is docs/SEARCH_SPACE.md's "uniform": each depth uniform in its range, then each
 free digit (stem, the ``out`` of stages 2-4, each active block's ``mid``) uniform in 1..7.
 `tfnas.search_space.SearchSpace.sample` is the NumPy twin used outside graphs.
 """

@@ -1,6 +1,6 @@
 """The ResNet48 search space: variants, arch codes, sampling, and analytic FLOPs/params.
 
-This module implements `SEARCH_SPACE.md` (the CVPR 2022 Lightweight NAS Track 1 space).
+This module implements `docs/SEARCH_SPACE.md` (the CVPR 2022 Lightweight NAS Track 1 space).
 It is pure Python + NumPy: importing it does not import TensorFlow.
 
 Usage::
@@ -522,7 +522,7 @@ class SearchSpace:
         return Arch(1, MIN_DEPTHS, 7, tuple((7,) * d for d in MIN_DEPTHS), (7, 7, 7, 7))
 
     def sample(self, rng: np.random.Generator) -> Arch:
-        """One uniform arch (`SEARCH_SPACE.md` "Sampling").
+        """One uniform arch (`docs/SEARCH_SPACE.md` "Sampling").
 
         Each depth uniform in its range, then each free digit (stem, the ``out`` of stages
         2-4 -- stage 1's is the stem's -- and each active ``mid``) uniform in 1..7. With

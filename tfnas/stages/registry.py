@@ -149,7 +149,7 @@ def move_aside(path: str | os.PathLike) -> Path | None:
     path = Path(path)
     if not path.exists():
         return None
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
     target = path.with_name(f"{path.name}.replaced-{stamp}")
     counter = 1
     while target.exists():
@@ -200,7 +200,7 @@ def write_manifest(workdir: str | os.PathLike, stage: str, **products: Any) -> P
     directory.mkdir(parents=True, exist_ok=True)
     manifest = {
         "stage": stage,
-        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "products": {k: relative_to_workdir(workdir, v) for k, v in products.items()},
     }
     path = directory / MANIFEST_FILE

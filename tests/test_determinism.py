@@ -1,0 +1,132 @@
+"""``train.deterministic``: two runs of the same ``oneshot`` command give the same bits.
+
+Determinism is process-global (op determinism cannot be switched off, the RNGs are global),
+so every run here is its own process. The two training runs go side by side, so they also
+see different timing and thread interleavings.
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tfnas import distribute
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 1800  # seconds; tiny runs trace for minutes on a loaded 2-core machine
+
+SEEDS_SCRIPT = textwrap.dedent(
+    """
+    import json, random
+    import keras, numpy as np, tensorflow as tf
+    from tfnas import distribute
+    before = distribute.is_deterministic()
+    off = distribute.configure_determinism(False, 5)
+    on = distribute.configure_determinism(True, 5)
+    draws = [random.random(), float(np.random.rand()), float(tf.random.uniform([]))]
+    tf.random.set_seed(5)
+    print(json.dumps(dict(before=before, off=off, on=on, draws=draws,
+                          tf_reference=float(tf.random.uniform([])))))
+    """
+)
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def test_configure_determinism_seeds_everything_and_turns_determinism_on():
+    out = subprocess.run(
+        [sys.executable, "-c", SEEDS_SCRIPT], capture_output=True, text=True, env=_env(),
+        cwd=ROOT, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (got["before"], got["off"], got["on"]) == (False, False, True)
+    python_draw, numpy_draw, tf_draw = got["draws"]
+    assert python_draw == random.Random(5).random()
+    assert numpy_draw == np.random.RandomState(5).rand()
+    assert tf_draw == got["tf_reference"]  # the TF global seed is 5
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_configure_determinism_rejects_a_bad_seed(seed):
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0, received .*--config.seed"):
+        distribute.configure_determinism(True, seed)
+
+
+def load_h5(path):
+    """Every array of an h5 weights file, by its path in the file."""
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, obj: arrays.__setitem__(name, obj[()])
+            if isinstance(obj, h5py.Dataset)
+            else None
+        )
+    return arrays
+
+
+def load_keras(path):
+    """Every array of a ``.keras`` file's weights (its ``model.weights.h5``)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return load_h5(io.BytesIO(archive.read("model.weights.h5")))
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("determinism")
+    procs = []
+    for i in range(2):
+        log = open(base / f"run{i}.log", "w")
+        cmd = [
+            sys.executable, str(ROOT / "bin" / "train"), "--stage=oneshot",
+            "--config=configs/fmnist.py:tiny", f"--workdir={base / f'run{i}'}",
+            "--config.train.deterministic=True",
+        ]
+        procs.append((subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log,
+                                       stderr=subprocess.STDOUT), log))
+    try:
+        for proc, _ in procs:
+            proc.wait(timeout=TIMEOUT)
+    finally:
+        for proc, log in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+    for i, (proc, _) in enumerate(procs):
+        assert proc.returncode == 0, (base / f"run{i}.log").read_text()[-3000:]
+    return [base / f"run{i}" / "oneshot" for i in range(2)]
+
+
+@pytest.mark.slow
+def test_two_deterministic_runs_give_identical_weights(two_runs):
+    first, second = (load_keras(d / "supernet.keras") for d in two_runs)
+    assert first.keys() == second.keys() and len(first) > 100
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.slow
+def test_two_deterministic_runs_give_identical_optimizer_state_and_scores(two_runs):
+    first, second = (load_h5(d / "checkpoints" / "last.weights.h5") for d in two_runs)
+    assert first.keys() == second.keys()
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    # The runs trained (2 SGD steps left momentum behind), so equal weights are not two inits.
+    momentum = [v for k, v in first.items() if k.startswith("optimizer/") and v.ndim > 1]
+    assert momentum and any(np.any(v != 0) for v in momentum)
+    reports = [json.loads((d / "report.json").read_text()) for d in two_runs]
+    assert reports[0]["steps"] == reports[1]["steps"] == 2
+    assert reports[0]["accuracy"] == reports[1]["accuracy"]
