@@ -5,8 +5,9 @@
         [--jobs=1] [--out=benchmarks/run_to_run/results.json]
 
 Each run is a fresh process (op determinism and the RNG state are process-global) training
-the supernet of ``--config`` with the ``--set`` overrides (default: one epoch of 50 steps)
-and ``train.deterministic`` set by the mode (`tfnas.distribute.configure_determinism`).
+the supernet of ``--config`` with the ``--set`` overrides (default: one epoch of 50 steps,
+warm-up 0.2 epochs as in bin/demo) and ``train.deterministic`` set by the mode
+(`tfnas.distribute.configure_determinism`).
 ``--jobs`` runs go at a time (default one); each finished run is appended to ``--out`` at
 once, and a rerun of the same command skips the runs already there (they are keyed by the
 settings), so an interrupted benchmark resumes. The workdirs are kept beside ``--out``
@@ -40,7 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("default", "deterministic")
-DEFAULT_SETS = ("train.epochs=1", "train.steps_per_epoch=50")
+DEFAULT_SETS = ("train.epochs=1", "train.steps_per_epoch=50", "train.warmup_epochs=0.2")
 
 # One oneshot run in a fresh process: argv[1] is a JSON dict of the settings.
 DRIVER = """

@@ -392,6 +392,66 @@ def _trusted_arch(resolution, depths, stem, mids, outs) -> Arch:
 
 
 @dataclasses.dataclass(frozen=True)
+class Bounds:
+    """A bounded sub-space: the largest width digit per location, the smallest depth per stage.
+
+    ``digit_hi = (stem, stage 1, stage 2, stage 3, stage 4)``: every width digit of that
+    location is drawn from ``1..hi`` (digit 1 is the widest). The stem and stage 1 share one
+    bound, because stage 1's ``out`` is the stem digit. ``depth_lo``: each stage's depth is
+    drawn from ``lo..MAX_DEPTHS``. Progressive-shrinking phases are bounded spaces, and so is
+    the competition's evaluated space (`COMPETITION_BOUNDS`, ``docs/SEARCH_SPACE.md``).
+    """
+
+    digit_hi: tuple[int, int, int, int, int] = (NUM_WIDTHS,) * 5
+    depth_lo: tuple[int, int, int, int] = MIN_DEPTHS
+
+    def __post_init__(self):
+        hi, lo = tuple(self.digit_hi), tuple(self.depth_lo)
+        if len(hi) != 5 or any(not isinstance(h, int) or not 1 <= h <= NUM_WIDTHS for h in hi):
+            raise ValueError(
+                f"digit_hi={hi!r} is not a bound: expected 5 integers in 1..{NUM_WIDTHS} "
+                "(stem, stage 1, stage 2, stage 3, stage 4), e.g. (3, 3, 3, 5, 7)"
+            )
+        if hi[0] != hi[1]:
+            raise ValueError(
+                f"digit_hi={hi!r}: the stem bound ({hi[0]}) and the stage-1 bound ({hi[1]}) "
+                "must be equal, since stage 1's out digit is the stem digit"
+            )
+        if len(lo) != 4 or any(
+            not isinstance(d, int) or not MIN_DEPTHS[i] <= d <= MAX_DEPTHS[i]
+            for i, d in enumerate(lo)
+        ):
+            raise ValueError(
+                f"depth_lo={lo!r} is not a bound: expected 4 depths, each within its stage's "
+                f"range {list(zip(MIN_DEPTHS, MAX_DEPTHS))}"
+            )
+        object.__setattr__(self, "digit_hi", hi)
+        object.__setattr__(self, "depth_lo", lo)
+
+    def stage_hi(self, stage: int) -> int:
+        """The digit bound of stage ``stage`` (0-based) of the four."""
+        return self.digit_hi[stage + 1]
+
+    def contains(self, arch: Arch) -> bool:
+        """Whether ``arch`` lies in this bounded space."""
+        if arch.stem > self.digit_hi[0]:
+            return False
+        for s in range(4):
+            if arch.depths[s] < self.depth_lo[s] or arch.outs[s] > self.stage_hi(s):
+                return False
+            if any(m > self.stage_hi(s) for m in arch.mids[s]):
+                return False
+        return True
+
+
+# The whole space, and the competition's evaluated space: every one of the 45,000 CVPR 2022
+# Track 1 codes uses digits 1-3 in the stem and stages 1-2, 1-5 in stage 3, 1-7 in stage 4.
+FULL_BOUNDS = Bounds()
+COMPETITION_BOUNDS = Bounds(digit_hi=(3, 3, 3, 5, 7))
+BOUNDS_PRESETS = {"full": FULL_BOUNDS, "competition": COMPETITION_BOUNDS}
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """One variant of the ResNet48 space: a data row of input size, widths and classes.
 
@@ -513,27 +573,47 @@ class SearchSpace:
 
     # -- special archs and sampling ----------------------------------------------------
 
-    def largest(self) -> Arch:
-        """All depths at their maximum and every width digit 1 (the widest); resolution 1."""
+    def largest(self, bounds: Bounds | None = None) -> Arch:
+        """All depths at their maximum and every width digit 1 (the widest); resolution 1.
+
+        The same for every bounded space (`Bounds` bound digits from above, depths from
+        below)."""
+        del bounds
         return Arch(1, MAX_DEPTHS, 1, tuple((1,) * d for d in MAX_DEPTHS), (1, 1, 1, 1))
 
-    def smallest(self) -> Arch:
-        """All depths 2 and every width digit 7 (the narrowest); resolution 1."""
-        return Arch(1, MIN_DEPTHS, 7, tuple((7,) * d for d in MIN_DEPTHS), (7, 7, 7, 7))
+    def smallest(self, bounds: Bounds | None = None) -> Arch:
+        """Every depth at its lowest and every width digit at its bound; resolution 1.
 
-    def sample(self, rng: np.random.Generator) -> Arch:
+        Without ``bounds``: depths 2 and digits 7. With `COMPETITION_BOUNDS`: depths 2 and
+        digits 3, 3, 3, 5, 7 -- the narrowest subnet that is ever evaluated."""
+        b = bounds or FULL_BOUNDS
+        his = [b.stage_hi(s) for s in range(4)]
+        mids = tuple((h,) * d for h, d in zip(his, b.depth_lo))
+        return Arch(1, b.depth_lo, b.digit_hi[0], mids, tuple(his))
+
+    def sample(self, rng: np.random.Generator, bounds: Bounds | None = None) -> Arch:
         """One uniform arch (`docs/SEARCH_SPACE.md` "Sampling").
 
         Each depth uniform in its range, then each free digit (stem, the ``out`` of stages
         2-4 -- stage 1's is the stem's -- and each active ``mid``) uniform in 1..7. With
-        several resolutions the index is drawn uniformly first.
+        several resolutions the index is drawn uniformly first. With ``bounds``, the same
+        within them; without, the draws are those of the unbounded sampler as it always was.
 
         Args:
             rng: a `np.random.Generator`, e.g. ``np.random.default_rng(seed)``.
+            bounds: a `Bounds` sub-space (e.g. `COMPETITION_BOUNDS`), or None for all of it.
         """
         res = int(rng.integers(1, len(self.resolutions) + 1)) if len(self.resolutions) > 1 else 1
-        depths = tuple(int(d) for d in rng.integers(MIN_DEPTHS, np.add(MAX_DEPTHS, 1)))
-        free = rng.integers(1, NUM_WIDTHS + 1, size=1 + 3 + sum(depths)).tolist()
+        if bounds is None:
+            depths = tuple(int(d) for d in rng.integers(MIN_DEPTHS, np.add(MAX_DEPTHS, 1)))
+            free = rng.integers(1, NUM_WIDTHS + 1, size=1 + 3 + sum(depths)).tolist()
+        else:
+            depths = tuple(
+                int(d) for d in rng.integers(bounds.depth_lo, np.add(MAX_DEPTHS, 1))
+            )
+            his = [bounds.digit_hi[0]] + [bounds.stage_hi(s) for s in (1, 2, 3)]
+            his += [bounds.stage_hi(s) for s in range(4) for _ in range(depths[s])]
+            free = [int(rng.integers(1, h + 1)) for h in his]
         stem, outs = free[0], (free[0], *free[1:4])
         mids, k = [], 4
         for d in depths:
@@ -693,6 +773,14 @@ SPACES: dict[str, SearchSpace] = {
         SearchSpace("cifar100", (32,), 3, 16, (16, 32, 64, 128), 1, 100, False),
     )
 }
+
+
+def arch_distance(a: Arch | str, b: Arch | str) -> int:
+    """Seed paper 001 Eq. 2: L1 distance of the width digits (code positions 5..51), with an
+    inactive slot's 0 read as 9. `tfnas.sampling.arch_distance` is the in-graph twin."""
+    da = np.array([int(c) for c in (a if isinstance(a, str) else a.code)][5:])
+    db = np.array([int(c) for c in (b if isinstance(b, str) else b.code)][5:])
+    return int(np.abs(np.where(da == 0, 9, da) - np.where(db == 0, 9, db)).sum())
 
 
 def get_space(name: str | SearchSpace) -> SearchSpace:
