@@ -26,6 +26,9 @@ def get_config(variant=None):
     config.train.momentum = 0.9
     config.train.weight_decay = 1e-5
     config.train.log_every_steps = 100
+    # Sample (and take the sandwich's smallest from) the space the 45,000 competition codes
+    # use: docs/SEARCH_SPACE.md, "Sampling"; SCHEMES.md §0.1 finding 1.
+    config.train.bounds = "competition"
     config.evaluate.batch_size = 250
     config.evaluate.recalibration.batch_size = 128
     config.evaluate.recalibration.num_batches = 16

@@ -223,3 +223,27 @@ def test_every_replica_draws_the_same_archs():
     for t, (first, second) in result.items():
         assert first == second, t
     assert result["0"][0] != result["1"][0]  # and the step changes the draws
+
+
+def test_schemes_sample_the_configured_bounds():
+    from configs import imagenet
+    from tfnas import schemes
+
+    config = imagenet.get_config("tiny")
+    assert config.train.bounds == "competition"
+    scheme = schemes.build_scheme(config)
+    space = ss.get_space("imagenet")
+    members = scheme.members(tf.constant(3, tf.int64))
+    codes = ["".join(map(str, m.arch.numpy())) for m in members]
+    assert codes[1] == space.smallest(ss.COMPETITION_BOUNDS).code  # the sandwich's smallest
+    draws = [scheme.sample(tf.constant(t, tf.int64), 0).numpy() for t in range(200)]
+    assert all(
+        ss.COMPETITION_BOUNDS.contains(space.parse("".join(map(str, d)))) for d in draws
+    )
+    # With the full space, the draws are uniform_arch's, as they always were.
+    config.train.bounds = "full"
+    full = schemes.build_scheme(config)
+    seed = sampling.member_seed(config.seed, tf.constant(5, tf.int64), 1)
+    np.testing.assert_array_equal(
+        full.sample(tf.constant(5, tf.int64), 1), sampling.uniform_arch(seed, space)
+    )

@@ -141,6 +141,8 @@ def base_config(
             warmup_epochs=1.0,
             label_smoothing=0.0,
             num_random_subnets=2,
+            # tfnas.search_space.BOUNDS_PRESETS: the space the scheme samples.
+            bounds="full",
             strategy="default",
             log_every_steps=50,
             checkpoint_every_epochs=1,

@@ -42,13 +42,26 @@ class Member:
 
 
 class Scheme:
-    """Base class. Subclasses implement `members`."""
+    """Base class. Subclasses implement `members`.
+
+    ``bounds`` (a `search_space.Bounds`, None for the whole space) is the space the scheme
+    samples from; `sample` draws member ``k``'s arch of a step from it.
+    """
 
     name = "base"
 
-    def __init__(self, space: ss.SearchSpace, seed: int = 0):
+    def __init__(self, space: ss.SearchSpace, seed: int = 0, bounds: ss.Bounds | None = None):
         self.space = space
         self.seed = seed
+        self.bounds = bounds
+
+    def sample(self, step: tf.Tensor, member: int) -> tf.Tensor:
+        """Member ``member``'s arch at ``step``: a pure function of (seed, step, member)."""
+        seed = sampling.member_seed(self.seed, step, member)
+        if self.bounds is None:
+            # The unbounded draws are those tfnas always made (runs stay reproducible).
+            return sampling.uniform_arch(seed, self.space)
+        return sampling.bounded_arch(seed, self.space, *sampling.bounds_tensors(self.bounds))
 
     def members(self, step: tf.Tensor) -> list[Member]:
         raise NotImplementedError
@@ -66,8 +79,8 @@ class SandwichScheme(Scheme):
 
     name = "sandwich"
 
-    def __init__(self, space, seed=0, num_random=2, dropout=0.0):
-        super().__init__(space, seed)
+    def __init__(self, space, seed=0, num_random=2, dropout=0.0, bounds=None):
+        super().__init__(space, seed, bounds)
         if not 0 <= num_random < sampling.MAX_MEMBERS:
             raise ValueError(
                 f"num_random_subnets must be in 0..{sampling.MAX_MEMBERS - 1} (distinct "
@@ -77,7 +90,9 @@ class SandwichScheme(Scheme):
         self.num_random = num_random
         self.dropout = dropout
         self._largest = sampling.constant_arch(space.largest())
-        self._smallest = sampling.constant_arch(space.smallest())
+        # The smallest of the sampled space: with the competition's bounds, the narrowest
+        # subnet that is ever evaluated (not the all-7 subnet outside it).
+        self._smallest = sampling.constant_arch(space.smallest(bounds))
 
     def members(self, step):
         members = [
@@ -85,8 +100,7 @@ class SandwichScheme(Scheme):
             Member("smallest", self._smallest, "teacher"),
         ]
         for k in range(self.num_random):
-            arch = sampling.uniform_arch(sampling.member_seed(self.seed, step, k), self.space)
-            members.append(Member(f"random{k + 1}", arch, "teacher"))
+            members.append(Member(f"random{k + 1}", self.sample(step, k), "teacher"))
         return members
 
 
@@ -99,13 +113,12 @@ class UniformScheme(Scheme):
 
     name = "uniform"
 
-    def __init__(self, space, seed=0, dropout=0.0):
-        super().__init__(space, seed)
+    def __init__(self, space, seed=0, dropout=0.0, bounds=None):
+        super().__init__(space, seed, bounds)
         self.dropout = dropout
 
     def members(self, step):
-        arch = sampling.uniform_arch(sampling.member_seed(self.seed, step, 0), self.space)
-        return [Member("random", arch, "labels", False, self.dropout, True)]
+        return [Member("random", self.sample(step, 0), "labels", False, self.dropout, True)]
 
 
 SCHEMES = {cls.name: cls for cls in (SandwichScheme, UniformScheme)}
@@ -121,6 +134,10 @@ def build_scheme(config) -> Scheme:
         )
     space = ss.get_space(config.space)
     dropout = config.supernet.dropout
+    bounds = ss.BOUNDS_PRESETS[config.train.bounds]
+    bounds = None if bounds == ss.FULL_BOUNDS else bounds
     if name == "sandwich":
-        return SandwichScheme(space, config.seed, config.train.num_random_subnets, dropout)
-    return SCHEMES[name](space, config.seed, dropout)
+        return SandwichScheme(
+            space, config.seed, config.train.num_random_subnets, dropout, bounds=bounds
+        )
+    return SCHEMES[name](space, config.seed, dropout, bounds=bounds)

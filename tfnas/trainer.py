@@ -22,6 +22,7 @@ from tfnas import config_checks
 from tfnas import distribute
 from tfnas import sampling
 from tfnas import schemes
+from tfnas import search_space as ss
 from tfnas.schemes import Scheme
 
 
@@ -176,6 +177,7 @@ CONFIG_FIELDS = (
     "warmup_epochs",
     "label_smoothing",
     "num_random_subnets",
+    "bounds",
     "strategy",
     "log_every_steps",
     "checkpoint_every_epochs",
@@ -231,6 +233,10 @@ def validate_config(section) -> None:
     - ``label_smoothing`` in [0, 1): for the members trained on the labels.
     - ``num_random_subnets``: random members of a sandwich step (int in
       0..`tfnas.sampling.MAX_MEMBERS` - 1).
+    - ``bounds``: the (bounded) space the scheme samples from and takes its smallest subnet
+      from, one of `tfnas.search_space.BOUNDS_PRESETS`: ``full`` (every digit 1..7), or
+      ``competition`` (digits 1-3, 1-3, 1-3, 1-5, 1-7: the space of the 45,000 CVPR 2022
+      codes, which the ``imagenet`` configs use).
     - ``strategy``: the tf.distribute strategy, one of `tfnas.distribute.STRATEGIES`.
     - ``log_every_steps`` (int >= 1): TensorBoard's update frequency, in steps.
     - ``checkpoint_every_epochs`` (int >= 1).
@@ -255,6 +261,7 @@ def validate_config(section) -> None:
     fields.number("weight_decay", 0.0)
     fields.number("label_smoothing", 0.0, 1.0, high_open=True)
     fields.integer("num_random_subnets", 0, sampling.MAX_MEMBERS - 1)
+    fields.choice("bounds", tuple(ss.BOUNDS_PRESETS))
     fields.choice("strategy", distribute.STRATEGIES)
     fields.integer("log_every_steps", 1)
     fields.integer("checkpoint_every_epochs", 1)
