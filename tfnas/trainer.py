@@ -133,7 +133,9 @@ class SupernetTrainer(keras.Model):
         return loss
 
     def train_step(self, data):
-        images, labels = data
+        # (images, labels), as fit yields it, or with a sample weight, as train_on_batch
+        # passes it (weights are not used: every member's loss is a plain mean).
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         variables = self.supernet.trainable_variables
         step = self.optimizer.iterations
         grads = None
