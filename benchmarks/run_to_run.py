@@ -25,7 +25,6 @@ import argparse
 import ast
 import concurrent.futures
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -34,7 +33,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -83,22 +81,6 @@ def settings_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def load_weights(path: Path) -> dict[str, np.ndarray]:
-    """Every array of a ``.keras`` file's ``model.weights.h5``, by its path in the file."""
-    import h5py
-
-    with zipfile.ZipFile(path) as archive:
-        raw = archive.read("model.weights.h5")
-    arrays = {}
-    with h5py.File(io.BytesIO(raw), "r") as f:
-        f.visititems(
-            lambda name, obj: arrays.__setitem__(name, obj[()])
-            if isinstance(obj, h5py.Dataset)
-            else None
-        )
-    return arrays
-
-
 def max_weight_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     """Largest |a - b| over all weights (the two files must hold the same arrays)."""
     if a.keys() != b.keys():
@@ -141,7 +123,10 @@ def run_once(settings: dict, mode: str, index: int, workdir: Path) -> dict:
 
 
 def summarize(runs: list[dict]) -> dict:
-    weights = [load_weights(Path(r["supernet"])) for r in runs]
+    sys.path.insert(0, str(ROOT))
+    from tfnas import supernet as supernet_lib  # imports TensorFlow: only when comparing
+
+    weights = [supernet_lib.weight_arrays(Path(r["supernet"])) for r in runs]
     diffs = [max_weight_difference(a, b) for a, b in itertools.combinations(weights, 2)]
     return dict(
         runs=len(runs),

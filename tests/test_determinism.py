@@ -19,12 +19,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 from tfnas import data
 from tfnas import distribute
+from tfnas import supernet as supernet_lib
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 1800  # seconds; a run traces for minutes on a loaded 2-core machine
@@ -74,27 +74,6 @@ def test_configure_determinism_rejects_a_bad_seed(seed):
         distribute.configure_determinism(True, seed)
 
 
-def load_h5(path):
-    """Every array of an h5 weights file, by its path in the file."""
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, obj: arrays.__setitem__(name, obj[()])
-            if isinstance(obj, h5py.Dataset)
-            else None
-        )
-    return arrays
-
-
-def load_keras(path):
-    """Every array of a ``.keras`` file's weights (its ``model.weights.h5``)."""
-    import io
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        return load_h5(io.BytesIO(archive.read("model.weights.h5")))
-
-
 # 10 steps of the Fashion-MNIST config; the subnets are scored on one holdout batch only.
 RUN_ARGS = [
     "--config.train.epochs=1",
@@ -138,14 +117,16 @@ def two_runs(tmp_path_factory):
 
 @pytest.mark.slow
 def test_two_deterministic_runs_give_identical_weights(two_runs):
-    first, second = (load_keras(d / "supernet.keras") for d in two_runs)
+    first, second = (supernet_lib.weight_arrays(d / "supernet.keras") for d in two_runs)
     assert first.keys() == second.keys() and len(first) > 100
     assert all(np.array_equal(first[k], second[k]) for k in first)
 
 
 @pytest.mark.slow
 def test_two_deterministic_runs_give_identical_optimizer_state_and_scores(two_runs):
-    first, second = (load_h5(d / "checkpoints" / "last.weights.h5") for d in two_runs)
+    first, second = (
+        supernet_lib.weight_arrays(d / "checkpoints" / "last.weights.h5") for d in two_runs
+    )
     assert first.keys() == second.keys()
     assert all(np.array_equal(first[k], second[k]) for k in first)
     # The runs trained (SGD steps left momentum behind), so equal weights are not two inits.

@@ -30,18 +30,18 @@ that hang (a port taken, a worker dead) are bounded by a timeout that kills the 
 and fails with their output.
 """
 
-import io
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tfnas import supernet as supernet_lib
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 1800  # seconds for the whole job; the machine is shared and tiny runs trace for minutes
@@ -63,22 +63,6 @@ def free_ports(n):
     for s in socks:
         s.close()
     return ports
-
-
-def load_weights(path):
-    """Every array of a ``.keras`` file's weights, by its path in the file."""
-    import h5py
-
-    with zipfile.ZipFile(path) as archive:
-        raw = archive.read("model.weights.h5")
-    arrays = {}
-    with h5py.File(io.BytesIO(raw), "r") as f:
-        f.visititems(
-            lambda name, obj: arrays.__setitem__(name, obj[()])
-            if isinstance(obj, h5py.Dataset)
-            else None
-        )
-    return arrays
 
 
 def _start(extra_args, workdir, env, log):
@@ -164,8 +148,8 @@ def _scratch(job, worker):
 
 @pytest.mark.slow
 def test_two_workers_train_like_one(job):
-    multi = load_weights(job["shared"] / "oneshot" / "supernet.keras")
-    one = load_weights(job["single"] / "oneshot" / "supernet.keras")
+    multi = supernet_lib.weight_arrays(job["shared"] / "oneshot" / "supernet.keras")
+    one = supernet_lib.weight_arrays(job["single"] / "oneshot" / "supernet.keras")
     assert multi.keys() == one.keys()
     assert all(v.dtype == np.float64 for v in multi.values() if v.dtype.kind == "f")
     diff = max(float(np.max(np.abs(multi[k] - one[k]), initial=0.0)) for k in multi)
@@ -178,8 +162,8 @@ def test_two_workers_train_like_one(job):
 
 @pytest.mark.slow
 def test_both_workers_hold_the_same_weights(job):
-    chief = load_weights(job["shared"] / "oneshot" / "supernet.keras")
-    other = load_weights(_scratch(job, "worker1") / "supernet.keras")
+    chief = supernet_lib.weight_arrays(job["shared"] / "oneshot" / "supernet.keras")
+    other = supernet_lib.weight_arrays(_scratch(job, "worker1") / "supernet.keras")
     assert chief.keys() == other.keys()
     assert all(np.array_equal(chief[k], other[k]) for k in chief)
 

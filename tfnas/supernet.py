@@ -447,3 +447,28 @@ def check_supernet_file(path, space: str, origin: str = "--config.evaluate.super
 def load_supernet(path, space: str, origin: str = "--config.evaluate.supernet") -> Supernet:
     """`check_supernet_file`, then ``keras.saving.load_model``: the supernet, ready to score."""
     return keras.saving.load_model(check_supernet_file(path, space, origin))
+
+
+def weight_arrays(path) -> dict[str, np.ndarray]:
+    """Every array of a saved weights file, by its path in the file, to compare two runs.
+
+    ``path`` is a ``.keras`` model (its ``model.weights.h5`` is read) or a ``.weights.h5``
+    checkpoint (with the optimizer's variables).
+    """
+    import io
+
+    import h5py
+
+    path = str(path)
+    source = path
+    if path.endswith(".keras"):
+        with zipfile.ZipFile(path) as archive:
+            source = io.BytesIO(archive.read("model.weights.h5"))
+    arrays = {}
+    with h5py.File(source, "r") as f:
+        f.visititems(
+            lambda name, obj: arrays.__setitem__(name, obj[()])
+            if isinstance(obj, h5py.Dataset)
+            else None
+        )
+    return arrays
