@@ -38,6 +38,7 @@ from ml_collections import config_flags  # noqa: E402
 from tfnas import ranking  # noqa: E402
 from tfnas import scores as scores_lib  # noqa: E402
 from tfnas import search_space as ss  # noqa: E402
+from tfnas.stages import rank as rank_stage  # noqa: E402
 from tfnas.stages import registry  # noqa: E402
 
 GT_DIR = HERE / "fmnist_ranking" / "standalone"
@@ -92,9 +93,12 @@ def main(argv):
         raise SystemExit(f"error: no evaluate results in {workdir}; run without --rank_only")
     pred = dict(scores_lib.load_scores(results, "results"))
     # Ranks the archs that have ground truth (all 40 once the ground truth is complete).
+    # The zero-cost proxies scored in the workdir (--stage=proxies) rank next to FLOPs and
+    # params: the zero-shot rows of seed paper 003 Fig. 1.
+    proxies, _ = rank_stage.proxy_rankers(workdir, list(gt))
     report = ranking.ranking_report(
         pred, gt, ss.get_space(config.space), n_boot=_BOOT.value, seed=0,
-        ks=ranking.DEFAULT_KS, drop_unmatched_pred=True,
+        ks=ranking.DEFAULT_KS, drop_unmatched_pred=True, extra_rankers=proxies,
     )
     print(ranking.format_report(report))
     # The evaluation set's size bounds how finely the supernet's scores can rank.

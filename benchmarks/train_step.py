@@ -12,6 +12,10 @@ against the sum of the 4 static steps of the same archs. Times are medians over
 ``--steps`` steps after warm-up, same process, same data.
 ``memory``: peak resident memory of a process training the sandwich against one training
 the largest plain model (each in its own subprocess; CPU RSS, since this machine has no GPU).
+``--precision`` (`tfnas.precision.POLICIES`) sets the Keras dtype policy of every model
+built, e.g. ``--bench=sandwich --precision=mixed_bfloat16``; ``mixed_float16`` also wraps
+each optimizer for loss scaling. ``precision``: the sandwich step in float32 against
+mixed_bfloat16 in one process, steps alternating (``--spaces=fmnist``: one space).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfnas import precision  # noqa: E402
 from tfnas import schemes  # noqa: E402
 from tfnas import search_space as ss  # noqa: E402
 from tfnas import static  # noqa: E402
@@ -64,35 +69,44 @@ def timed(fn, steps, warmup=3):
     return statistics.median(times)
 
 
+def sgd():
+    """SGD with momentum, loss-scaled when the global policy is mixed_float16."""
+    return precision.wrap_optimizer(
+        keras.optimizers.SGD(0.01, momentum=0.9), keras.config.dtype_policy().name
+    )
+
+
 def static_step_fn(model, images, labels):
-    opt = keras.optimizers.SGD(0.01, momentum=0.9)
+    opt = sgd()
     opt.build(model.trainable_variables)
 
     @tf.function(jit_compile=False)
     def step():
         with tf.GradientTape() as tape:
-            logits = model(images, training=True)
+            logits = tf.cast(model(images, training=True), tf.float32)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
             )
-        opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            scaled = opt.scale_loss(loss)
+        opt.apply(tape.gradient(scaled, model.trainable_variables), model.trainable_variables)
         return loss
 
     return lambda: step().numpy()
 
 
 def supernet_step_fn(net, images, labels):
-    opt = keras.optimizers.SGD(0.01, momentum=0.9)
+    opt = sgd()
     opt.build(net.trainable_variables)
 
     @tf.function(jit_compile=False)
     def step(arch):
         with tf.GradientTape() as tape:
-            logits = net(images, arch=arch, training=True)
+            logits = tf.cast(net(images, arch=arch, training=True), tf.float32)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
             )
-        opt.apply(tape.gradient(loss, net.trainable_variables), net.trainable_variables)
+            scaled = opt.scale_loss(loss)
+        opt.apply(tape.gradient(scaled, net.trainable_variables), net.trainable_variables)
         return loss
 
     return lambda arch: step(arch).numpy()
@@ -149,7 +163,7 @@ def bench_sandwich(steps):
         net = supernet_lib.Supernet(name)
         net.build()
         trainer = trainer_lib.SupernetTrainer(net, FixedSandwich(space, randoms))
-        trainer.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=False)
+        trainer.compile(optimizer=sgd(), jit_compile=False)
         trainer.optimizer.build(net.trainable_variables)
         step = tf.function(trainer.train_step, jit_compile=False)
         step_data = (images, labels)
@@ -164,55 +178,126 @@ def bench_sandwich(steps):
         )
 
 
+def bench_precision(steps):
+    """The sandwich step in float32 against mixed_bfloat16 (and float16), in one process.
+
+    Both trainers are built and traced first; then their steps alternate, so that both
+    precisions see the same machine load (this host is shared).
+    """
+    policies = ("float32", "mixed_bfloat16")
+    print("| space | batch | px | " + " | ".join(f"{p} (ms)" for p in policies)
+          + " | bf16 / fp32 |")
+    print("|---|---|---|" + "---|" * len(policies) + "---|")
+    for name, (batch, size) in SETTINGS.items():
+        space = ss.get_space(name)
+        images, labels = data(space, batch, size)
+        randoms = space.sample_many(2, seed=1)
+        steps_fn = {}
+        for policy in policies:
+            with precision.policy_scope(policy):
+                keras.utils.set_random_seed(0)
+                net = supernet_lib.Supernet(name)
+                net.build()
+                trainer = trainer_lib.SupernetTrainer(net, FixedSandwich(space, randoms))
+                trainer.compile(optimizer=sgd(), jit_compile=False)
+                trainer.optimizer.build(net.trainable_variables)
+            step = tf.function(trainer.train_step, jit_compile=False)
+            batch_data = (images, labels)
+            steps_fn[policy] = lambda step=step, d=batch_data: step(d)["loss"].numpy()
+            for _ in range(3):  # trace and warm up
+                steps_fn[policy]()
+        times = {p: [] for p in policies}
+        for _ in range(steps):
+            for policy in policies:
+                start = time.perf_counter()
+                steps_fn[policy]()
+                times[policy].append(time.perf_counter() - start)
+        medians = [statistics.median(times[p]) for p in policies]
+        print(
+            f"| {name} | {batch} | {size} | "
+            + " | ".join(f"{m * 1e3:.1f}" for m in medians)
+            + f" | {medians[1] / medians[0]:.2f} |"
+        )
+
+
+def _rss_mib() -> float:
+    """The process's current resident memory (Linux /proc)."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
 def memory_child(kind, name, steps):
     batch, size = SETTINGS[name]
     space = ss.get_space(name)
     images, labels = data(space, batch, size)
-    if kind == "sandwich":
+    if kind in ("sandwich", "overlap"):
         net = supernet_lib.Supernet(name)
         net.build()
-        trainer = trainer_lib.SupernetTrainer(net, schemes.SandwichScheme(space))
-        trainer.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=False)
+        trainer = trainer_lib.SupernetTrainer(
+            net, schemes.SandwichScheme(space), sequential=kind == "sandwich"
+        )
+        trainer.compile(optimizer=sgd(), jit_compile=False)
         trainer.optimizer.build(net.trainable_variables)
         step = tf.function(trainer.train_step, jit_compile=False)
+        built = _rss_mib()
         for _ in range(steps):
             step((images, labels))
     else:
         model = static.build_static_model(space, space.largest(), image_size=size)
         fn = static_step_fn(model, images, labels)
+        built = _rss_mib()
         for _ in range(steps):
             fn()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    print(built, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def bench_memory(steps):
-    print("| space | peak RSS sandwich (MiB) | peak RSS largest plain (MiB) | ratio |")
-    print("|---|---|---|---|")
-    for name in SETTINGS:
-        peaks = []
-        for kind in ("sandwich", "plain"):
+def bench_memory(steps, spaces=None):
+    """Peak RSS and its growth over the built state (weights, optimizer slots, data):
+    ``sandwich`` runs its members one after another (the default), ``overlap`` lets the
+    runtime overlap them (``SupernetTrainer(sequential=False)``), ``plain`` trains the
+    largest plain model."""
+    kinds = ("sandwich", "overlap", "plain")
+    print("| space | " + " | ".join(f"{k}: built / peak / growth (MiB)" for k in kinds) + " |")
+    print("|---|" + "---|" * len(kinds))
+    for name in spaces or SETTINGS:
+        cells = []
+        for kind in kinds:
             out = subprocess.run(
                 [sys.executable, __file__, "--memory-child", kind, "--space", name,
-                 "--steps", str(steps)],
+                 "--steps", str(steps), "--precision", keras.config.dtype_policy().name],
                 check=True, capture_output=True, text=True,
             ).stdout.split()
-            peaks.append(int(out[-1]) / 1024)
-        print(f"| {name} | {peaks[0]:.0f} | {peaks[1]:.0f} | {peaks[0] / peaks[1]:.2f} |")
+            built, peak = float(out[-2]), float(out[-1])
+            cells.append(f"{built:.0f} / {peak:.0f} / {peak - built:.0f}")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bench", choices=["step", "sandwich", "memory"], default="step")
+    parser.add_argument(
+        "--bench", choices=["step", "sandwich", "memory", "precision"], default="step"
+    )
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--memory-child", choices=["sandwich", "plain"])
+    parser.add_argument("--memory-child", choices=["sandwich", "overlap", "plain"])
     parser.add_argument("--space", default="fmnist")
+    parser.add_argument("--precision", choices=precision.POLICIES, default="float32")
+    parser.add_argument(
+        "--spaces", default=",".join(SETTINGS), help="comma-separated spaces to benchmark"
+    )
     args = parser.parse_args()
+    precision.apply_policy(args.precision)
+    for name in list(SETTINGS):
+        if name not in args.spaces.split(","):
+            del SETTINGS[name]
+    print(f"precision: {args.precision}")
     if args.memory_child:
         memory_child(args.memory_child, args.space, args.steps)
         return
-    {"step": bench_step, "sandwich": bench_sandwich, "memory": bench_memory}[args.bench](
-        args.steps
+    benches = dict(
+        step=bench_step, sandwich=bench_sandwich, memory=bench_memory, precision=bench_precision
     )
+    benches[args.bench](args.steps)
 
 
 if __name__ == "__main__":

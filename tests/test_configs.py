@@ -418,9 +418,11 @@ def test_scheme_names_come_from_the_scheme_registry(monkeypatch):
 
 
 def test_registry_names_are_still_exported():
-    assert config_lib.SCHEMES == ("sandwich", "uniform")
+    assert config_lib.SCHEMES == ("sandwich", "uniform", "rdnas", "fewshot", "kshot")
     assert config_lib.STRATEGIES == ("default", "one_device", "mirrored", "multi_worker")
-    assert config_lib.ROUTINGS == ("shared", "stage_width", "depth34")
+    assert config_lib.ROUTINGS == (
+        "shared", "stage_width", "depth34", "stage_width_nested", "depth34_table"
+    )
     assert config_lib.RECALIBRATION_MODES == ("cumulative", "ema")
     assert config_lib.SPLITS == ("train", "holdout", "test")
     with pytest.raises(AttributeError):

@@ -14,6 +14,7 @@ import contextlib
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfnas import elastic
 from tfnas import evaluation
@@ -24,7 +25,8 @@ from tfnas import supernet as supernet_lib
 SEED = 0
 BATCH = 24
 NUM_RECAL = 3
-NUM_EVAL = 2
+EVAL_SIZES = (24, 13)  # a short last batch, as a split that does not divide evenly
+NUM_EVAL_IMAGES = sum(EVAL_SIZES)
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
@@ -52,14 +54,14 @@ def _bn_layers(net):
     return [x for x in net._flatten_layers() if isinstance(x, elastic.ElasticBatchNorm)]
 
 
-def _batches(count, seed):
+def _batches(sizes, seed):
     rng = np.random.default_rng(seed)
     return [
         (
-            rng.normal(0.5, 0.3, (BATCH, 28, 28, 1)).astype(np.float32),
-            rng.integers(0, 10, BATCH).astype(np.int32),
+            rng.normal(0.5, 0.3, (size, 28, 28, 1)).astype(np.float32),
+            rng.integers(0, 10, size).astype(np.int32),
         )
-        for _ in range(count)
+        for size in sizes
     ]
 
 
@@ -79,7 +81,7 @@ def archs(space):
 
 @pytest.fixture(scope="module")
 def data():
-    return _batches(NUM_RECAL, seed=1), _batches(NUM_EVAL, seed=2)
+    return _batches([BATCH] * NUM_RECAL, seed=1), _batches(EVAL_SIZES, seed=2)
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +230,7 @@ def test_accuracy_is_deterministic_and_order_independent(net, evaluator, data, a
     assert evaluator.accuracy(codes[0]) == first[codes[0]]
     for acc in first.values():
         assert 0.0 <= acc <= 1.0
-        assert (acc * NUM_EVAL * BATCH) == pytest.approx(round(acc * NUM_EVAL * BATCH))
+        assert (acc * NUM_EVAL_IMAGES) == pytest.approx(round(acc * NUM_EVAL_IMAGES))
 
 
 def test_accuracy_agrees_with_the_extracted_model(net, evaluator, data, archs):
@@ -242,6 +244,97 @@ def test_accuracy_agrees_with_the_extracted_model(net, evaluator, data, archs):
         total += len(labels)
     # Bit-level differences of the two graphs may flip a near-tied argmax, at most once.
     assert abs(acc - hits / total) <= 1.0 / total
+
+
+# ------------------------------------------------- the per-batch reference path (issue 17)
+
+
+@pytest.fixture(scope="module")
+def reference(net, data):
+    """Scores the way `tfnas.evaluation` did before scoring became one graph call per arch:
+    one traced call per recalibration batch (momentum n / (n + 1) from Python), one per
+    evaluation batch, hits summed in Python. Returns ``arch -> accuracy``."""
+    recal, evals = data
+    image_spec = tf.TensorSpec([None, 28, 28, 1], tf.float32)
+    arch_spec = tf.TensorSpec([52], tf.int32)
+
+    @tf.function(input_signature=[image_spec, arch_spec, tf.TensorSpec([], tf.float32)])
+    def recal_step(images, arch, momentum):
+        net(images, arch=arch, training=True, bn_momentum=momentum)
+        return tf.constant(0)
+
+    @tf.function(input_signature=[image_spec, tf.TensorSpec([None], tf.int32), arch_spec])
+    def correct(images, labels, arch):
+        logits = net(images, arch=arch, training=False)
+        hits = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+        return tf.reduce_sum(tf.cast(hits, tf.int32))
+
+    def accuracy(arch):
+        arch = supernet_lib.arch_tensor(arch)
+        for n, (images, _) in enumerate(recal):
+            recal_step(images, arch, tf.constant(n / (n + 1.0), tf.float32))  # 0, 1/2, 2/3
+        hits = sum(int(correct(images, labels, arch)) for images, labels in evals)
+        return hits / NUM_EVAL_IMAGES
+
+    return accuracy
+
+
+def _all_moving_stats(net):
+    return [v.numpy().copy() for layer in _bn_layers(net)
+            for v in (layer.moving_mean, layer.moving_variance)]
+
+
+def _restore_moving_stats(net, values):
+    variables = [v for layer in _bn_layers(net) for v in (layer.moving_mean, layer.moving_variance)]
+    for var, value in zip(variables, values):
+        var.assign(value)
+
+
+def test_scores_and_statistics_equal_the_per_batch_reference(net, evaluator, archs, reference):
+    """One graph call per arch gives bit for bit the per-batch path's statistics and score:
+    the same ops on the same batches in the same order (a graph loop instead of Python)."""
+    for which, arch in archs.items():
+        start = _all_moving_stats(net)
+        expected_acc = reference(arch)
+        expected_stats = _all_moving_stats(net)
+        _restore_moving_stats(net, start)
+        assert evaluator.accuracy(arch) == expected_acc, which
+        for got, expected in zip(_all_moving_stats(net), expected_stats):
+            np.testing.assert_array_equal(got, expected, err_msg=which)
+
+
+def test_several_archs_per_call_score_as_one_per_call_with_one_trace(evaluator, archs, reference):
+    codes = [a.code for a in archs.values()]
+    expected = [reference(code) for code in codes]
+    # Some archs twice and in another order: nothing leaks from one arch to the next.
+    assert evaluator.accuracies(codes) == expected
+    assert evaluator.accuracies(codes[::-1] + codes[:1]) == expected[::-1] + expected[:1]
+    assert [evaluator.accuracy(code) for code in codes] == expected
+    assert evaluator.score_many(codes, archs_per_call=2) == dict(zip(codes, expected))
+    assert evaluator.accuracies([]) == []
+    # 1, 2, 3 and 4 archs per call, 8 archs in all: one trace of the scoring function.
+    assert evaluator.trace_counts["score"] == 1
+    assert evaluator.num_eval_examples == NUM_EVAL_IMAGES
+
+
+def test_a_streamed_evaluation_dataset_scores_as_the_cached_batches(evaluator, data, archs,
+                                                                     reference):
+    evals = data[1]
+    arch = archs["random"]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.concatenate([b[0] for b in evals]), np.concatenate([b[1] for b in evals]))
+    ).batch(EVAL_SIZES[0])  # the same batches, read batch by batch
+    expected = reference(arch)
+    try:
+        evaluator.eval_batches = dataset  # as from_datasets(..., cache_eval=False)
+        assert evaluator.num_eval_examples is None
+        assert evaluator.accuracy(arch) == expected
+        evaluator.eval_batches = []
+        with pytest.raises(ValueError, match="The evaluation data is empty"):
+            evaluator.accuracy(arch)
+    finally:
+        evaluator.eval_batches = evals
+    assert evaluator.accuracy(arch) == expected
 
 
 # ---------------------------------------------------------------- fingerprint of a score

@@ -27,7 +27,9 @@ GROUND_TRUTH_READERS = (
     "tfnas.stages.rank",
     "tfnas.stages.standalone",
 )
-TRAINING_MODULES = ("tfnas.trainer", "tfnas.schemes", "tfnas.supernet", "tfnas.sampling")
+TRAINING_MODULES = (
+    "tfnas.trainer", "tfnas.schemes", "tfnas.optimizers", "tfnas.supernet", "tfnas.sampling"
+)
 
 
 def test_training_modules_do_not_import_ground_truth_readers():

@@ -1,4 +1,5 @@
-"""Keras callbacks of the training stages: checkpoints with resume, NaN guard, throughput.
+"""Keras callbacks of the training stages: checkpoints with resume, NaN guard, throughput,
+momentum reset at phase boundaries (`MomentumReset`).
 
 Usage (what the one-shot stage does)::
 
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 import keras
+
+from tfnas import schedules
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -117,7 +120,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if not (epochs and self.weights_path.exists()):
             return 0
         self.check_run_config()
-        if model.optimizer is not None and not model.optimizer.built:
+        if hasattr(model, "build_optimizers"):
+            model.build_optimizers()  # every variable group's optimizer (SupernetTrainer)
+        elif model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         try:
             model.load_weights(self.weights_path)
@@ -197,3 +202,105 @@ class Throughput(keras.callbacks.Callback):
         elapsed = max(time.perf_counter() - self._start, 1e-9)
         logs["step_time"] = elapsed
         logs["images_per_sec"] = self.global_batch_size / elapsed
+
+
+def momentum_slots(optimizer) -> list:
+    """The momentum variables of ``optimizer``: what a new optimizer would start at zero.
+
+    Keras's SGD (and `tfnas.optimizers.LazySGD`): ``momentums`` (empty without momentum).
+    Adam-like optimizers: their first and second moments. A
+    `keras.optimizers.LossScaleOptimizer` is looked through (its loss scale is not
+    momentum and stays).
+
+    Raises:
+      ValueError: an optimizer whose slots this does not know (say which to reset).
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if isinstance(inner, keras.optimizers.SGD):
+        return list(getattr(inner, "momentums", []))
+    if hasattr(inner, "_momentums") and hasattr(inner, "_velocities"):
+        return [*inner._momentums, *inner._velocities, *getattr(inner, "_velocity_hats", [])]
+    raise ValueError(
+        f"momentum reset does not know the slot variables of {type(inner).__name__}; it "
+        "supports keras.optimizers.SGD (and subclasses such as tfnas.optimizers.LazySGD) and "
+        "Adam-like optimizers. Use one of them, or set "
+        "--config.train.phases.reset_momentum=False"
+    )
+
+
+def reset_momentum(optimizers) -> int:
+    """Assigns zeros to every momentum slot of ``optimizers``; returns how many variables.
+
+    Call it eagerly, outside the compiled step (a callback does). Under a tf.distribute
+    strategy the assignment runs in cross-replica context, so it reaches every replica's
+    copy; inside the step it would be a ``tf.cond`` around mirrored-variable assignments,
+    which fails under MirroredStrategy (TF_NOTES.md).
+    """
+    count = 0
+    for optimizer in optimizers:
+        for slot in momentum_slots(optimizer):
+            slot.assign(keras.ops.zeros(slot.shape, slot.dtype))
+            count += 1
+    return count
+
+
+class MomentumReset(keras.callbacks.Callback):
+    """Zeroes the momentum of the optimizers at the start of every phase.
+
+    The 2nd-place CVPR22 supernet builds a new Momentum optimizer for each APS phase and
+    each sub-supernet (SCHEMES.md §3.1 steps 2, 4, 9; `tfnas.schedules` has the phases). A
+    new optimizer would also restart the step counter, which samples the subnets and drives
+    the schedule; this keeps the counter and zeroes only the momentum (SCHEMES.md §7.1 E).
+
+    Before the step that starts a phase -- when the step counter (``iterations`` of the
+    first optimizer) equals a boundary -- every momentum slot of every optimizer
+    (`momentum_slots`) is set to zero, eagerly in cross-replica context. A run resumed from
+    a checkpoint taken at a boundary resets there again, as the uninterrupted run did.
+    With float16 loss scaling a skipped step does not advance the counter; the reset then
+    repeats on the retried step, where the momentum is still zero.
+
+    Usage::
+
+        trainer.fit(ds, callbacks=[callbacks.MomentumReset(config.train.phases.boundaries,
+                                                           [opt_supernet, opt_simplex])])
+
+    Args:
+      boundaries: the optimizer steps where phases start (`tfnas.schedules.phase_of`).
+      optimizers: the optimizers to reset; default: the model's ``optimizer``. The first
+        one's ``iterations`` is the step.
+
+    Attributes:
+      resets: the steps at which the momentum was reset (this process).
+    """
+
+    def __init__(self, boundaries, optimizers=None):
+        super().__init__()
+        self.boundaries = frozenset(schedules.check_boundaries(boundaries, "MomentumReset"))
+        self.optimizers = list(optimizers) if optimizers is not None else None
+        if self.optimizers is not None and not self.optimizers:
+            raise ValueError(
+                "MomentumReset needs at least one optimizer, received an empty list; pass "
+                "optimizers=None for the model's optimizer"
+            )
+        self.resets: list[int] = []
+
+    def _targets(self) -> list:
+        return self.optimizers if self.optimizers is not None else [self.model.optimizer]
+
+    def on_train_begin(self, logs=None):
+        per_call = getattr(self.model, "steps_per_execution", 1) or 1
+        if int(per_call) > 1 and self.boundaries:
+            raise ValueError(
+                f"MomentumReset runs between calls of the train function, but the model runs "
+                f"steps_per_execution={per_call} steps per call, so a boundary can fall inside "
+                "one; compile with steps_per_execution=1"
+            )
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.boundaries:
+            return
+        optimizers = self._targets()
+        step = int(keras.ops.convert_to_numpy(optimizers[0].iterations))
+        if step in self.boundaries:
+            reset_momentum(optimizers)
+            self.resets.append(step)

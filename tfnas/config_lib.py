@@ -26,6 +26,8 @@ field, and checked by the module that owns it:
 - ``standalone``: `tfnas.standalone.validate_config`.
 - ``rank``: `tfnas.ranking.validate_config`.
 - ``export``: `tfnas.export.validate_config`.
+- ``search``: `tfnas.search.validate_config`.
+- ``proxies``: `tfnas.proxies.validate_config`.
 
 The defaults of every field are in `base_config`; every field exists in every config, so
 library and stage code read ``config.section.field`` without fallbacks.
@@ -126,6 +128,15 @@ def base_config(
             # sandwich's big and small subnets stable early in training.
             zero_init_residual=True,
             dropout=0.0,
+            # Routing as data (tfnas.supernet.location_table): "" = the routing's own table,
+            # SSE's buckets for depth34_table; the stem keeps one copy unless split_stem.
+            split_stem=False,
+            depth34_buckets="",
+            routing_table="",
+            # tfnas.transfer.init_from: a .keras supernet (or a monitor dir) to start from
+            # when the run has no checkpoint; init_parent "" = derived parent map.
+            init_from="",
+            init_parent="",
         )
     )
     config.train = ml_collections.ConfigDict(
@@ -149,9 +160,44 @@ def base_config(
             verbose=2,
             # tfnas.distribute.configure_determinism: bitwise-reproducible reruns, slower.
             deterministic=False,
+            # tfnas.optimizers.LazySGD: copies no member touched stay as they are.
+            lazy_updates=True,
+            # tfnas.precision.POLICIES: float32, mixed_bfloat16, mixed_float16 (loss-scaled).
+            precision="float32",
+            # tfnas.schedules: phase boundaries (optimizer steps; () = one phase), one peak per
+            # phase (x learning_rate; the cosine restarts at each boundary), per-phase warm-ups
+            # (() = train.warmup_epochs before phase 0 only), momentum reset at boundaries.
+            phases=dict(boundaries=(), peaks=(1.0,), warmup_steps=(), reset_momentum=False),
             # tfnas.monitor.RankingMonitor: the ground truth selects a checkpoint and is
             # logged; it never enters a loss.
             monitor=dict(enabled=False, ground_truth="", every_epochs=1, max_archs=0),
+            # tfnas.schemes.rdnas: the pairwise ranking term of train.scheme="rdnas".
+            rdnas=dict(
+                num_pairs=2,
+                prior="flops",
+                proxy_table="",
+                proxy_name="",
+                loss="hinge",
+                margin_scale=0.05,
+                lambda_schedule="warmup",
+                lambda_max=2.0,
+                lambda_ramp_epochs=20.0,
+                min_distance_quantile=0.5,
+                max_tries=10,
+            ),
+            # tfnas.schemes.kshot (train.scheme="kshot"): warm-up at 1/K, the supernet step,
+            # m paths of the simplex step, the simplex-net's SGD, r_c (alpha, tau, threshold).
+            kshot=dict(
+                warmup_epochs=1.0,
+                supernet_step="single_path",
+                num_paths=4,
+                learning_rate=0.01,
+                momentum=0.9,
+                nesterov=True,
+                alpha=1.0,
+                temperature=0.3,
+                distance_threshold=2.25,
+            ),
         )
     )
     config.evaluate = ml_collections.ConfigDict(
@@ -207,6 +253,47 @@ def base_config(
     config.rank = ml_collections.ConfigDict(
         dict(ks=(5, 10, 0.1, 0.25, 0.5), bootstrap=1000, seed=0, drop_unmatched_pred=False)
     )
+    # The search stage (tfnas.search.validate_config): NSGA-II, seed paper 004 §3's 50 x 20.
+    config.search = ml_collections.ConfigDict(
+        dict(
+            supernet="",
+            population=50,
+            generations=20,
+            selection="nsga2",
+            num_parents=20,
+            crossover_prob=0.9,
+            mutation_prob=0.1,
+            objective="flops",
+            budget=0.0,
+            bounds="",
+            seed=0,
+        )
+    )
+    # Few-shot by group split (tfnas.stages.fewshot; tfnas.schemes.fewshot.validate_config):
+    # G = 2..max_copies in turn, each from the previous G's best-tau (or final) supernet,
+    # epochs and base learning rate per G as the authors' code (SCHEMES.md §2.4), no warm-up.
+    config.fewshot = ml_collections.ConfigDict(
+        dict(
+            max_copies=7,
+            epochs=(20,),
+            learning_rate=(0.001, 0.002, 0.001, 0.001, 0.001, 0.001),
+            lr_mode="code",
+            init_from="",
+            select=0,
+        )
+    )
+    # Zero-cost proxies of the proxies stage (tfnas.proxies.validate_config).
+    config.proxies = ml_collections.ConfigDict(
+        dict(
+            names=("flops", "params", "grad_norm", "snip", "grasp", "synflow", "naswot", "zen"),
+            batch_size=64,
+            split="train",
+            seed=0,
+            zen_repeats=4,
+            zen_gamma=0.01,
+            log_every=10,
+        )
+    )
     return config
 
 
@@ -234,6 +321,13 @@ def make_tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.train.epochs = 1
     config.train.steps_per_epoch = 2
     config.train.warmup_epochs = 0.0
+    phases = config.train.phases
+    if len(phases.boundaries):
+        # Keep every phase, one step each: the same trace and tables, on a 2+ step run.
+        count = len(phases.boundaries)
+        config.train.steps_per_epoch = count + 1
+        phases.boundaries = tuple(range(1, count + 1))
+        phases.warmup_steps = ()
     config.train.log_every_steps = 1
     config.train.verbose = 0
     config.evaluate.batch_size = 16
@@ -278,6 +372,9 @@ FIELDS = (
     "standalone",
     "rank",
     "export",
+    "search",
+    "proxies",
+    "fewshot",
 )
 
 
@@ -363,10 +460,13 @@ def validate_config(config: Any) -> Any:
     from tfnas import evaluation
     from tfnas import export
     from tfnas import monitor
+    from tfnas import proxies
     from tfnas import ranking
+    from tfnas import search
     from tfnas import standalone
     from tfnas import supernet
     from tfnas import trainer
+    from tfnas.schemes import fewshot
 
     fields = config_checks.Section(config, "", FIELDS, owner="tfnas.config_lib")
     fields.string("name", allow_empty=False)
@@ -382,4 +482,7 @@ def validate_config(config: Any) -> Any:
     standalone.validate_config(config["standalone"], holdout_size=holdout_size)
     ranking.validate_config(config["rank"])
     export.validate_config(config["export"])
+    search.validate_config(config["search"])
+    proxies.validate_config(config["proxies"], holdout_size=holdout_size)
+    fewshot.validate_config(config["fewshot"])
     return config

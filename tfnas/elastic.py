@@ -253,6 +253,12 @@ class ElasticBatchNorm(keras.layers.Layer):
         )
 
     def call(self, inputs, copy=0, training=False, momentum=None):
+        if inputs.dtype in (tf.float16, tf.bfloat16):
+            # As Keras's BatchNormalization: statistics and normalization in float32 under a
+            # mixed policy (float16 variances overflow; running statistics stay float32).
+            return tf.cast(
+                self.call(tf.cast(inputs, tf.float32), copy, training, momentum), inputs.dtype
+            )
         channels = tf.shape(inputs)[-1]
         dtype = inputs.dtype
         gamma = tf.cast(self.gamma[copy, :channels], dtype)
@@ -553,39 +559,97 @@ class ElasticStage(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfnas")
 class SimplexNet(keras.layers.Layer):
-    """Maps an arch encoding to a K-shot simplex code (K-shot NAS, ICML 2021, §3.3).
+    """Maps an arch encoding to a K-shot simplex code (K-shot NAS, seed paper 004 §3, §4).
 
-    A small MLP (``hidden`` units, ReLU) followed by a softmax, so the output lies on the
-    simplex. Its weights are trainable variables of the supernet, so any scheme's step
-    updates them with the kernels (the K-shot paper alternates the two; a K-shot scheme can
-    do so by choosing which variables its step updates).
+    Two branches, each a two-layer MLP (``hidden`` ReLU units, then K logits), as the
+    paper's simplex-net (seed paper 004 §5.1: "a two-layer MLP for both encodings"; more
+    layers did not help): the *architecture branch* reads the first ``arch_features``
+    features of the encoding, the *channel branch* the rest (§4, Fig. 2). The branches are
+    merged by adding their logits, and a softmax over K puts the code on the simplex.
+
+    Usage::
+
+        net = SimplexNet(num_kernels=4, hidden=64, arch_features=20)
+        codes = net(encodings)            # float [n, arch_features + c] -> [n, 4]
+
+    `tfnas.supernet.Supernet.encode` documents the encoding of the ResNet space (one-hot
+    resolution and depths for the architecture branch, one-hot width digits per position
+    for the channel branch). Both last layers start at zero, so every arch starts at the
+    uniform code 1/K (the paper's warm-up state). The weights are trainable variables of
+    the supernet; the K-shot scheme (`tfnas.schemes.kshot`) puts them in their own variable
+    group, trained in alternation with the kernels (seed paper 004 §3, Alg. 2).
 
     Args:
         num_kernels: K, the length of the code.
-        hidden: width of the hidden layer.
+        hidden: width of each branch's hidden layer.
+        arch_features: how many leading features of the encoding feed the architecture
+            branch; the rest feed the channel branch. 0: no split, one branch reads the
+            whole encoding.
+        channel_branch: False drops the channel branch (the paper's ablation without it,
+            Table 5): the code then depends on the architecture features only.
     """
 
-    def __init__(self, num_kernels, hidden=64, **kwargs):
+    def __init__(self, num_kernels, hidden=64, arch_features=0, channel_branch=True, **kwargs):
         super().__init__(**kwargs)
         _check_positive(type(self).__name__, num_kernels=num_kernels, hidden=hidden)
+        if not isinstance(arch_features, int) or isinstance(arch_features, bool) or (
+            arch_features < 0
+        ):
+            raise ValueError(
+                f"SimplexNet: `arch_features` must be an int >= 0, received {arch_features!r}. "
+                "Pass how many leading encoding features the architecture branch reads (0: "
+                "all of them)."
+            )
         self.num_kernels = num_kernels
         self.hidden = hidden
-        self.hidden_layer = keras.layers.Dense(hidden, activation="relu", name="hidden")
-        # Zero-initialized logits give the uniform code 1/K at the start, so that all K
-        # dictionaries start equally trained (the paper's warm-up state).
-        self.logits_layer = keras.layers.Dense(
-            num_kernels, kernel_initializer="zeros", name="logits"
+        self.arch_features = arch_features
+        self.channel_branch = bool(channel_branch)
+        self.arch_hidden = keras.layers.Dense(hidden, activation="relu", name="arch_hidden")
+        # Zero-initialized logits give the uniform code 1/K at the start.
+        self.arch_logits = keras.layers.Dense(
+            num_kernels, kernel_initializer="zeros", name="arch_logits"
         )
+        self.split = arch_features > 0 and self.channel_branch
+        if self.split:
+            self.channel_hidden = keras.layers.Dense(
+                hidden, activation="relu", name="channel_hidden"
+            )
+            self.channel_logits = keras.layers.Dense(
+                num_kernels, kernel_initializer="zeros", name="channel_logits"
+            )
+
+    def _arch_width(self, features: int) -> int:
+        return self.arch_features if self.arch_features else features
 
     def build(self, input_shape):
-        self.hidden_layer.build(input_shape)
-        self.logits_layer.build(tuple(input_shape[:-1]) + (self.hidden,))
+        features = int(input_shape[-1])
+        if self.arch_features and features <= self.arch_features:
+            raise ValueError(
+                f"SimplexNet {self.name}: the encoding has {features} features, but "
+                f"arch_features={self.arch_features} leaves none for the channel branch. Pass "
+                "the encoding's architecture part size (Supernet.encoding_sizes)."
+            )
+        batch = tuple(input_shape[:-1])
+        self.arch_hidden.build(batch + (self._arch_width(features),))
+        self.arch_logits.build(batch + (self.hidden,))
+        if self.split:
+            self.channel_hidden.build(batch + (features - self.arch_features,))
+            self.channel_logits.build(batch + (self.hidden,))
         self.built = True
 
     def call(self, encoding):
-        return tf.nn.softmax(self.logits_layer(self.hidden_layer(encoding)), axis=-1)
+        width = self._arch_width(encoding.shape[-1])
+        logits = self.arch_logits(self.arch_hidden(encoding[..., :width]))
+        if self.split:
+            logits += self.channel_logits(self.channel_hidden(encoding[..., width:]))
+        return tf.nn.softmax(logits, axis=-1)
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_kernels=self.num_kernels, hidden=self.hidden)
+        config.update(
+            num_kernels=self.num_kernels,
+            hidden=self.hidden,
+            arch_features=self.arch_features,
+            channel_branch=self.channel_branch,
+        )
         return config

@@ -17,6 +17,7 @@ import time
 import keras
 
 from tfnas import data as data_lib
+from tfnas import optimizers
 from tfnas import search_space as ss
 from tfnas import static
 from tfnas import trainer as trainer_lib
@@ -61,7 +62,7 @@ def train_standalone(config, arch, seed: int) -> tuple[float, float, float]:
         space, arch, dropout=sa.dropout, zero_init_residual=sa.zero_init_residual
     )
     model.compile(
-        optimizer=trainer_lib.make_optimizer(sa, steps, weight_decay=sa.weight_decay),
+        optimizer=optimizers.make_optimizer(sa, steps, weight_decay=sa.weight_decay),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=False,

@@ -3,96 +3,274 @@
 Usage::
 
     trainer = SupernetTrainer(supernet, scheme, weight_decay=1e-5, label_smoothing=0.1)
-    trainer.compile(optimizer=make_optimizer(config.train, steps_per_epoch))
+    trainer.compile(optimizer=optimizers.make_optimizer(config.train, steps, lazy=True))
     trainer.fit(train_ds, epochs=...)
 
-Each step asks the scheme for its members (subnets sampled statelessly from the
-optimizer's step counter, so every replica and a resumed run trains the same archs), runs
-each in its own gradient tape -- so the activations of one member at a time are alive --
-accumulates the gradients and makes one optimizer update. Loss scaling for replicas is
-`tfnas.distribute.scale_loss`; nothing here knows how many replicas there are.
+A step asks the scheme for its members (`tfnas.schemes.Member`: subnets sampled statelessly
+from the optimizer's step counter, so every replica and a resumed run trains the same
+archs) and runs them in order, each in its own gradient tape, so that the activations of
+one member at a time are alive. A member's loss is its target (labels, the in-place or an
+external teacher, a ranking term against another member, or none: forward only) times its
+weight (a tensor that may depend on the step), plus the L2 penalty of the weight copies it
+routes to when it is regularized. Its gradient goes to the variable groups it trains. After
+the last member the trainer scales each group's summed gradient by the scheme's per-copy
+learning-rate multipliers and applies each group's optimizer once -- unconditionally: a
+group (or a weight copy) no member touched gets an all-zero gradient, which `LazySGD`
+skips, so nothing needs a ``tf.cond`` around an update (which fails under MirroredStrategy,
+TF_NOTES.md). Then the scheme updates its state variables (`tfnas.schemes.Scheme.update`).
+
+Loss scaling for replicas is `tfnas.distribute.scale_loss`, for float16 the optimizer's
+``scale_loss`` (a `keras.optimizers.LossScaleOptimizer`); nothing here knows how many
+replicas there are.
 """
 
 from __future__ import annotations
 
+import re
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfnas import config_checks
 from tfnas import distribute
+from tfnas import optimizers as optimizers_lib
+from tfnas import precision
 from tfnas import sampling
+from tfnas import schedules
 from tfnas import schemes
 from tfnas import search_space as ss
+from tfnas.schemes import SUPERNET_GROUP
+from tfnas.schemes import Member
 from tfnas.schemes import Scheme
+
+# Kept importable from here for existing callers.
+warmup_cosine = optimizers_lib.warmup_cosine
+make_optimizer = optimizers_lib.make_optimizer
+
+_EXTERNAL = ("external_teacher", "labels+external_teacher")
+_INPLACE = ("teacher", "labels+teacher")
 
 
 def l2_penalty(variables) -> tf.Tensor:
     """0.5 * sum of squares of the kernels (conv and dense; not BN, bias or simplex-net).
 
-    With SGD this equals torch/Paddle ``weight_decay`` (gradient ``+= wd * w``).
+    With SGD this equals torch/Paddle ``weight_decay`` (gradient ``+= wd * w``). Whole
+    variables: every copy. The trainer penalizes the routed copies only
+    (`tfnas.supernet.Supernet.l2_penalty`); for one copy the two are equal.
     """
     kernels = [v for v in variables if v.path.endswith("kernel") and "simplex_net" not in v.path]
     return 0.5 * tf.add_n([tf.reduce_sum(tf.square(v.value)) for v in kernels])
 
 
-def warmup_cosine(learning_rate, epochs, warmup_epochs, steps_per_epoch):
-    """Linear warm-up from 0 to ``learning_rate``, then cosine decay to 0 (per step)."""
-    total = max(1, int(epochs * steps_per_epoch))
-    warmup = min(total - 1, int(warmup_epochs * steps_per_epoch))
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else learning_rate,
-        decay_steps=total - warmup,
-        alpha=0.0,
-        warmup_target=learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
+def location_of(path: str) -> int | None:
+    """The weight location (0 stem, 1-4 stages, 5 classifier) of a supernet variable path,
+    or None for variables without a copy axis (the simplex-net)."""
+    if "simplex_net" in path:
+        return None
+    if "/stem_" in path or path.startswith("stem_"):
+        return 0
+    if "/classifier/" in path or path.startswith("classifier/"):
+        return 5
+    match = re.search(r"(?:^|/)stage([1-4])/", path)
+    return int(match.group(1)) if match else None
 
 
-def make_optimizer(recipe, steps_per_epoch: int, weight_decay=None) -> keras.optimizers.SGD:
-    """SGD with momentum and `warmup_cosine` (seed paper 000 §3.1).
+def _add(total, part):
+    """Gradient lists summed in a fixed order (None: nothing yet)."""
+    return part if total is None else [a + b for a, b in zip(total, part)]
 
-    ``recipe`` is a config section with ``learning_rate``, ``epochs``, ``warmup_epochs``,
-    ``momentum`` and ``nesterov`` (``train`` or ``standalone``). ``weight_decay`` here is
-    Keras's decoupled decay of every variable (the stand-alone recipe); the supernet's
-    weight decay is an L2 term on the largest subnet's loss instead (`SupernetTrainer`).
-    """
-    return keras.optimizers.SGD(
-        learning_rate=warmup_cosine(
-            recipe.learning_rate, recipe.epochs, recipe.warmup_epochs, steps_per_epoch
-        ),
-        momentum=recipe.momentum,
-        nesterov=bool(recipe.nesterov),
-        weight_decay=weight_decay,
-    )
+
+class _Untracked:
+    """A holder Keras's attribute tracking does not look into."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 class SupernetTrainer(keras.Model):
     """Trains a `tfnas.supernet.Supernet` with a `tfnas.schemes.Scheme`.
 
     Args:
-        supernet: the supernet (built).
-        scheme: decides the members of each step.
-        weight_decay: L2 coefficient, added to the loss of members with ``regularize``.
-        label_smoothing: for the members trained on labels.
+      supernet: the supernet (built).
+      scheme: decides the members of each step, the variable groups and the per-copy
+        learning-rate multipliers; its state variables are saved with the trainer.
+      weight_decay: L2 coefficient, added to the loss of members with ``regularize``.
+      label_smoothing: for the members trained on labels.
+      teacher_model: a frozen model (images -> logits) for the ``external_teacher``
+        targets; it is not trained and not saved with the trainer's checkpoints (its
+        file is the reference).
+      sequential: run the members strictly one after another (each starts when the
+        previous one's gradients exist), so one member's activations are alive at a time.
+        False lets the runtime overlap members: faster where memory is plentiful, at a
+        peak that grows with the number of members (``benchmarks/train_step.py
+        --bench=memory``).
+
+    `compile` takes the optimizer of the ``supernet`` group and, in ``group_optimizers``,
+    one per further group of the scheme.
     """
 
-    def __init__(self, supernet, scheme: Scheme, weight_decay=0.0, label_smoothing=0.0, **kw):
+    def __init__(
+        self,
+        supernet,
+        scheme: Scheme,
+        weight_decay=0.0,
+        label_smoothing=0.0,
+        teacher_model=None,
+        sequential=True,
+        **kw,
+    ):
         super().__init__(**kw)
         self.supernet = supernet
         self.scheme = scheme
         self.weight_decay = float(weight_decay)
         self.label_smoothing = float(label_smoothing)
-        self._member_names = [m.name for m in scheme.members(tf.constant(0, tf.int64))]
+        self.sequential = bool(sequential)
+        if teacher_model is not None:
+            teacher_model.trainable = False
+        # Held where Keras does not track it: a frozen reference model is not part of the
+        # trainer's weights, so checkpoints do not store it (its own file is the reference)
+        # and a checkpoint loads whether or not the run has a teacher.
+        self._teacher = _Untracked(teacher_model)
+        if not supernet.built:
+            supernet.build()
+        members = scheme.members(tf.constant(0, tf.int64))
+        self._check_members(members)
+        self._member_names = [m.name for m in members]
         self.loss_trackers = {
             name: keras.metrics.Mean(name=f"loss_{name}") for name in self._member_names
         }
         self.total_tracker = keras.metrics.Mean(name="loss")
+        self._groups = self._check_groups(scheme.variable_groups(supernet))
+        self._multipliers = self._multiplier_tables(scheme.lr_multipliers(supernet))
+        self.group_optimizers = {}
         self.build()
+
+    # -- set-up --------------------------------------------------------------------------
 
     def build(self, input_shape=None):
         if not self.supernet.built:
             self.supernet.build()
+        if not self.scheme.built:
+            self.scheme.build()
         self.built = True
+
+    @property
+    def teacher_model(self):
+        return self._teacher.value
+
+    def _check_members(self, members: list[Member]) -> None:
+        names = [m.name for m in members]
+        if len(set(names)) != len(names):
+            raise ValueError(f"The scheme's members need distinct names, received {names}.")
+        seen, teacher = set(), False
+        for m in members:
+            if m.target in _INPLACE and not teacher:
+                raise ValueError(
+                    f"Member {m.name!r} is distilled from the teacher, but no earlier member "
+                    "of the scheme has is_teacher=True. Put the teacher first."
+                )
+            if m.target in _EXTERNAL and self.teacher_model is None:
+                raise ValueError(
+                    f"Member {m.name!r} has target {m.target!r}, but the trainer has no "
+                    "teacher_model; pass SupernetTrainer(..., teacher_model=model)."
+                )
+            if m.target == "rank_hinge" and m.pair not in seen:
+                raise ValueError(
+                    f"Member {m.name!r} is ranked against {m.pair!r}, which is not an earlier "
+                    f"member (earlier: {sorted(seen)}). Put the pair's first member before it."
+                )
+            seen.add(m.name)
+            teacher = teacher or m.is_teacher
+
+    def _check_groups(self, groups: dict) -> dict:
+        if SUPERNET_GROUP not in groups:
+            raise ValueError(
+                f"A scheme's variable groups must include {SUPERNET_GROUP!r} (the supernet's "
+                f"weights), received {sorted(groups)}."
+            )
+        ids = [id(v) for vs in groups.values() for v in vs]
+        wanted = {id(v) for v in self.supernet.trainable_variables}
+        if len(ids) != len(set(ids)) or set(ids) != wanted:
+            raise ValueError(
+                "A scheme's variable groups must cover every trainable variable of the "
+                f"supernet exactly once; received {len(ids)} variables ({len(set(ids))} "
+                f"distinct) for {len(wanted)}."
+            )
+        for m in self.scheme.members(tf.constant(0, tf.int64)):
+            unknown = [g for g in m.trains if g not in groups]
+            if unknown:
+                raise ValueError(
+                    f"Member {m.name!r} trains the groups {unknown}, which the scheme does not "
+                    f"have (groups: {sorted(groups)})."
+                )
+        return {name: list(vs) for name, vs in groups.items()}
+
+    def _multiplier_tables(self, multipliers) -> dict[int, tf.Tensor]:
+        """{id(variable): [copies, 1, ...] constant} for the variables whose copies scale."""
+        if multipliers is None:
+            return {}
+        if len(multipliers) != 6:
+            raise ValueError(
+                "lr_multipliers must list 6 locations (stem, stages 1-4, classifier), "
+                f"received {len(multipliers)}."
+            )
+        tables = {}
+        for v in self.supernet.trainable_variables:
+            loc = location_of(v.path)
+            if loc is None:
+                continue
+            values = np.asarray(multipliers[loc], np.float64)
+            if values.shape != (v.shape[0],):
+                raise ValueError(
+                    f"lr_multipliers of location {loc} has {values.size} values, but "
+                    f"{v.path} has {v.shape[0]} weight copies; give one per copy."
+                )
+            if np.all(values == 1.0):
+                continue
+            shape = [v.shape[0]] + [1] * (len(v.shape) - 1)
+            tables[id(v)] = tf.constant(values.reshape(shape), v.dtype)
+        return tables
+
+    def compile(self, optimizer="sgd", group_optimizers=None, **kwargs):
+        """Keras's compile; ``optimizer`` trains the ``supernet`` group and
+        ``group_optimizers`` ({name: optimizer}) the scheme's other groups."""
+        super().compile(optimizer=optimizer, **kwargs)
+        group_optimizers = dict(group_optimizers or {})
+        missing = sorted(set(self._groups) - {SUPERNET_GROUP} - set(group_optimizers))
+        extra = sorted(set(group_optimizers) - set(self._groups))
+        if missing or extra:
+            raise ValueError(
+                f"compile needs one optimizer per variable group other than "
+                f"{SUPERNET_GROUP!r}: missing {missing}, unknown {extra} (the scheme's groups: "
+                f"{sorted(self._groups)}). Pass group_optimizers={{name: optimizer}}."
+            )
+        if group_optimizers and isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            raise ValueError(
+                "mixed_float16 loss scaling supports one optimizer; this scheme has the "
+                f"groups {sorted(self._groups)}. Use --config.train.precision=mixed_bfloat16 "
+                "or float32."
+            )
+        # Attributes (not a dict) so that Keras tracks them: checkpoints save their slots.
+        self.group_optimizers = group_optimizers
+        for name, opt in group_optimizers.items():
+            setattr(self, f"optimizer_{name}", opt)
+        for name, opt in self.optimizers_by_group().items():
+            inner = getattr(opt, "inner_optimizer", opt)
+            if isinstance(inner, optimizers_lib.LazySGD):
+                inner.mark_copy_axis(
+                    [v for v in self._groups[name] if location_of(v.path) is not None]
+                )
+
+    def optimizers_by_group(self) -> dict:
+        """{group: optimizer}: the ``supernet`` group's (``optimizer``) and the others'."""
+        return {SUPERNET_GROUP: self.optimizer, **self.group_optimizers}
+
+    def build_optimizers(self) -> None:
+        """Creates every optimizer's slots (before a restore, inside the strategy scope)."""
+        for name, opt in self.optimizers_by_group().items():
+            if not opt.built:
+                opt.build(self._groups[name])
 
     @property
     def metrics(self):
@@ -101,67 +279,168 @@ class SupernetTrainer(keras.Model):
     def call(self, images, arch, training=False):
         return self.supernet(images, arch=arch, training=training)
 
-    def _member_loss(self, member, labels, logits, teacher):
+    # -- one member ----------------------------------------------------------------------
+
+    def _cross_entropy(self, labels, logits):
         num_classes = tf.shape(logits)[-1]
-        if member.target == "labels":
-            onehot = tf.one_hot(labels, num_classes, dtype=logits.dtype)
-            if self.label_smoothing:
-                k = tf.cast(num_classes, logits.dtype)
-                onehot = onehot * (1.0 - self.label_smoothing) + self.label_smoothing / k
-            loss = tf.nn.softmax_cross_entropy_with_logits(onehot, logits)
-        elif member.target == "teacher":
-            if teacher is None:
-                raise ValueError(
-                    f"Member {member.name!r} is distilled from the teacher, but no earlier "
-                    "member of the scheme has is_teacher=True. Put the teacher first."
-                )
-            # KL(p_teacher || p_student) (BigNAS in-place distillation).
-            log_p_teacher = tf.nn.log_softmax(teacher)
-            loss = tf.reduce_sum(
+        onehot = tf.one_hot(labels, num_classes, dtype=logits.dtype)
+        if self.label_smoothing:
+            k = tf.cast(num_classes, logits.dtype)
+            onehot = onehot * (1.0 - self.label_smoothing) + self.label_smoothing / k
+        return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(onehot, logits))
+
+    @staticmethod
+    def _distillation(teacher, logits):
+        # KL(p_teacher || p_student) (BigNAS in-place distillation, seed paper 000 §2.2).
+        log_p_teacher = tf.nn.log_softmax(tf.cast(teacher, logits.dtype))
+        return tf.reduce_mean(
+            tf.reduce_sum(
                 tf.exp(log_p_teacher) * (log_p_teacher - tf.nn.log_softmax(logits)), axis=-1
             )
+        )
+
+    def _mix(self, member: Member):
+        if member.mix is None or self.supernet.num_kernels == 1:
+            return None
+        if isinstance(member.mix, str):
+            if member.mix == "uniform":
+                k = self.supernet.num_kernels
+                return tf.fill([k], tf.cast(1.0 / k, self.supernet.compute_dtype))
+            return tf.stop_gradient(self.supernet.mix(member.arch))
+        return member.mix
+
+    def _forward(self, member: Member, arch, images):
+        return self.supernet(
+            images, arch=arch, training=True, dropout=member.dropout, mix=self._mix(member)
+        )
+
+    def _target_loss(self, member, labels, logits, images, step_state):
+        """(the member's loss to minimize, before its weight; its loss for the context)."""
+        target = member.target
+        if target in ("labels", "none"):
+            ce = self._cross_entropy(labels, logits)
+            return ce, ce
+        if target in ("rank_hinge", "rank_margin"):
+            loss_b = self._cross_entropy(labels, logits)
+            sign = tf.cast(member.rank_sign, loss_b.dtype)
+            if target == "rank_hinge":
+                # As shipped (SCHEMES.md §4.2): margin 0, a's loss detached, so only b moves
+                # -- and its loss is pushed *up* when the prior says a is the better one.
+                loss_a = tf.cast(step_state["context"][member.pair]["loss"], loss_b.dtype)
+                return tf.nn.relu(sign * (loss_b - loss_a)), loss_b
+            logits_a = self._forward(member, member.pair_arch, images)
+            loss_a = self._cross_entropy(labels, logits_a)
+            margin = tf.cast(member.margin, loss_b.dtype)
+            return tf.nn.relu(margin - sign * (loss_a - loss_b)), loss_b
+        if target in _INPLACE:
+            teacher = step_state["teacher"]
         else:
-            raise ValueError(
-                f"Member {member.name!r} has target {member.target!r}; expected 'labels' or "
-                "'teacher'."
-            )
-        loss = tf.reduce_mean(loss)
-        if member.regularize and self.weight_decay:
-            loss += self.weight_decay * tf.cast(
-                l2_penalty(self.supernet.trainable_variables), loss.dtype
-            )
-        return loss
+            teacher = self._external_logits(images, member.batch_slice, step_state)
+        kl = self._distillation(teacher, logits)
+        if target.startswith("labels+"):
+            alpha = tf.cast(member.teacher_alpha, kl.dtype)
+            loss = (1.0 - alpha) * self._cross_entropy(labels, logits) + alpha * kl
+            return loss, loss
+        return kl, kl
+
+    def _external_logits(self, images, batch_slice, step_state):
+        cache = step_state["external"]
+        if batch_slice not in cache:
+            cache[batch_slice] = tf.stop_gradient(self.teacher_model(images, training=False))
+        return cache[batch_slice]
+
+    @staticmethod
+    def _slice(batch_slice, *tensors):
+        if batch_slice is None:
+            return tensors
+        k, m = batch_slice
+        size = tf.shape(tensors[0])[0] // m
+        return tuple(t[k * size : (k + 1) * size] for t in tensors)
+
+    # -- the step ------------------------------------------------------------------------
 
     def train_step(self, data):
         # (images, labels), as fit yields it, or with a sample weight, as train_on_batch
         # passes it (weights are not used: every member's loss is a plain mean).
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-        variables = self.supernet.trainable_variables
         step = self.optimizer.iterations
-        grads = None
-        teacher = None
+        grads = {name: None for name in self._groups}
+        step_state = {"teacher": None, "context": {}, "external": {}}
         total = 0.0
+        previous = []
         for member in self.scheme.members(step):
-            with tf.GradientTape() as tape:
-                logits = self.supernet(
-                    images, arch=member.arch, training=True, dropout=member.dropout
-                )
-                loss = self._member_loss(member, labels, logits, teacher)
-                scaled = distribute.scale_loss(loss)
-            member_grads = tape.gradient(scaled, variables)
-            member_grads = [
-                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                for g, v in zip(member_grads, variables)
-            ]
-            grads = member_grads if grads is None else [a + b for a, b in zip(grads, member_grads)]
+            # A member starts after the previous one's gradients exist. Without the edge, the
+            # graph lets every member's forward pass run first (none depends on another's
+            # gradient), so all their activations are alive at once: the memory peak.
+            with tf.control_dependencies(previous if self.sequential else []):
+                x, y = (tf.identity(t) for t in self._slice(member.batch_slice, images, labels))
+            if member.forward_only:
+                logits = self._forward(member, member.arch, x)
+                _, context_loss = self._target_loss(member, y, logits, x, step_state)
+                loss = tf.zeros([], logits.dtype)
+            else:
+                variables = [v for g in member.trains for v in self._groups[g]]
+                with tf.GradientTape() as tape:
+                    logits = self._forward(member, member.arch, x)
+                    loss, context_loss = self._target_loss(member, y, logits, x, step_state)
+                    if member.regularize and self.weight_decay:
+                        # Only the weight copies this member routes to (SCHEMES.md §7.1 H):
+                        # an unrouted copy keeps an all-zero gradient, which LazySGD skips.
+                        loss += self.weight_decay * tf.cast(
+                            self.supernet.l2_penalty(member.arch), loss.dtype
+                        )
+                    # The weight scales the whole loss: at weight 0 (a group's off-step of
+                    # an alternation) the member's gradient is exactly 0, L2 included.
+                    loss = loss * tf.cast(member.weight, loss.dtype)
+                    scaled = self.optimizer.scale_loss(distribute.scale_loss(loss))
+                member_grads = tape.gradient(scaled, variables)
+                start = 0
+                for g in member.trains:
+                    n = len(self._groups[g])
+                    part = [
+                        tf.zeros_like(v) if d is None else tf.convert_to_tensor(d)
+                        for d, v in zip(member_grads[start : start + n], self._groups[g])
+                    ]
+                    start += n
+                    grads[g] = _add(grads[g], part)
+                previous = [t for g in member.trains for t in grads[g]]
+            if member.forward_only:
+                previous = [logits]
             if member.is_teacher:
-                teacher = tf.stop_gradient(logits)
+                step_state["teacher"] = tf.stop_gradient(logits)
+            step_state["context"][member.name] = dict(
+                loss=tf.stop_gradient(context_loss),
+                logits=tf.stop_gradient(logits),
+                arch=member.arch,
+            )
             self.loss_trackers[member.name].update_state(loss)
             total += loss
-        self.optimizer.apply(grads, variables)
+        for name, loss_fn in self.scheme.group_losses(step).items():
+            variables = self._groups[name]
+            with tf.control_dependencies(previous if self.sequential else []):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn()
+                    scaled = self.optimizer.scale_loss(distribute.scale_loss(loss))
+            part = [
+                tf.zeros_like(v) if d is None else tf.convert_to_tensor(d)
+                for d, v in zip(tape.gradient(scaled, variables), variables)
+            ]
+            grads[name] = _add(grads[name], part)
+            total += loss
+        for name, opt in self.optimizers_by_group().items():
+            variables = self._groups[name]
+            group_grads = grads[name] or [tf.zeros_like(v) for v in variables]
+            group_grads = [
+                g * self._multipliers[id(v)] if id(v) in self._multipliers else g
+                for g, v in zip(group_grads, variables)
+            ]
+            opt.apply(group_grads, variables)
+        self.scheme.update(step, step_state["context"])
         self.total_tracker.update_state(total)
         results = {m.name: m.result() for m in self.metrics}
         results["learning_rate"] = self.optimizer.learning_rate
+        for name, opt in self.group_optimizers.items():
+            results[f"learning_rate_{name}"] = opt.learning_rate
         return results
 
 
@@ -185,7 +464,12 @@ CONFIG_FIELDS = (
     "checkpoint_every_epochs",
     "verbose",
     "deterministic",
+    "lazy_updates",
+    "precision",
+    "phases",
     "monitor",
+    "rdnas",
+    "kshot",
 )
 # What keras.Model.fit accepts as its `verbose`.
 VERBOSITIES = ("auto", 0, 1, 2)
@@ -246,6 +530,19 @@ def validate_config(section) -> None:
     - ``deterministic`` (bool): seed everything from ``config.seed`` and turn on TensorFlow's
       op determinism, so that a rerun gives the same weights bit for bit (slower;
       `tfnas.distribute.configure_determinism`).
+    - ``lazy_updates`` (bool): update with `tfnas.optimizers.LazySGD`, which leaves every
+      weight copy (and variable) that no member of the step touched exactly as it was,
+      momentum included (Paddle's and PyTorch >= 2.0's behaviour); False: Keras's SGD, whose
+      momentum keeps moving them. Alternating variable groups need it.
+    - ``precision``: ``float32``, ``mixed_bfloat16`` or ``mixed_float16`` (with loss
+      scaling; one variable group only), `tfnas.precision`.
+    - ``phases``: phase boundaries (optimizer steps), the peak learning rate of each phase
+      (a multiple of ``learning_rate``; the cosine restarts at each boundary), per-phase
+      warm-ups and an optional momentum reset at each boundary (`tfnas.schedules`).
+    - ``rdnas``: the ranking-distillation term of the ``rdnas`` scheme
+      (`tfnas.schemes.rdnas.validate_config`).
+    - ``kshot``: the K-shot scheme's warm-up, paths, regularizer and simplex-net optimizer
+      (`tfnas.schemes.kshot.validate_config`).
     - ``monitor``: the ranking monitor during training, its own section
       (`tfnas.monitor.validate_config`; `tfnas.config_lib.validate_config` checks it).
 
@@ -269,3 +566,14 @@ def validate_config(section) -> None:
     fields.integer("checkpoint_every_epochs", 1)
     fields.choice("verbose", VERBOSITIES)
     fields.boolean("deterministic")
+    fields.boolean("lazy_updates")
+    precision.validate_config(fields)
+    schedules.validate_config(section["phases"], warmup_epochs=section["warmup_epochs"])
+    schemes.rdnas.validate_config(section["rdnas"])
+    # The K-shot section's fields always; its fit with the run only when it is the scheme.
+    kshot = section["scheme"] == schemes.KShotScheme.scheme_name
+    schemes.kshot.validate_config(
+        section["kshot"],
+        batch_size=section["batch_size"] if kshot else None,
+        epochs=section["epochs"] if kshot else None,
+    )

@@ -53,6 +53,8 @@ class _Recorder:
         recorder = self
 
         class Counting:
+            num_eval_examples = recorder.evaluator.num_eval_examples
+
             def accuracy(self, arch, recalibrate=True):
                 recorder.scored.append(arch if isinstance(arch, str) else arch.code)
                 return recorder.evaluator.accuracy(arch, recalibrate)
@@ -154,6 +156,29 @@ def test_unsharded_run_scores_each_code_once_and_fills_the_competition_json(setu
     assert manifest["results"] == str(stage_dir / "results.json")
     assert manifest["competition"] == str(stage_dir / "codes.acc.json")
     assert (stage_dir / "config.json").exists()
+
+
+def test_results_record_each_scores_binomial_noise_against_the_spread(setup, full):
+    results, _ = _outputs(full.workdir)
+    rows = results["results"]
+    # The tiny config scores 2 evaluation batches of 16 holdout images.
+    assert [row["examples"] for row in rows] == [32] * len(setup.unique)
+    # By hand: acc = k / 32 for each arch; the binomial variance p (1 - p) / 32 averaged
+    # over the archs, against the sample variance of the accs.
+    hits = [round(row["acc"] * 32) for row in rows]
+    assert [h / 32 for h in hits] == [row["acc"] for row in rows]
+    variances = [(h / 32) * (1 - h / 32) / 32 for h in hits]
+    mean = sum(hits) / 32 / len(hits)
+    sd = (sum((h / 32 - mean) ** 2 for h in hits) / (len(hits) - 1)) ** 0.5
+    noise = results["noise"]
+    assert noise["num_examples"] == 32
+    assert noise["binomial_se"] == pytest.approx((sum(variances) / len(hits)) ** 0.5)
+    assert noise["score_sd"] == pytest.approx(sd)
+    if sd > 0:
+        assert noise["ratio"] == pytest.approx(noise["binomial_se"] / sd)
+    # Fewer than 2 archs, or rows without ``examples`` (scored before it was recorded): none.
+    assert evaluate_stage.score_noise(rows[:1]) is None
+    assert evaluate_stage.score_noise([{"code": r["code"], "acc": r["acc"]} for r in rows]) is None
 
 
 def test_competition_json_input_keeps_keys_order_and_fills_acc(setup, full, tmp_path):

@@ -1,36 +1,87 @@
-"""Training schemes: which subnets one step trains, and on what targets.
+"""What a scheme is: the members of a step, and the state a scheme carries between steps.
 
-A scheme is a small object plugged into the single `tfnas.trainer.SupernetTrainer.train_step`.
-Its `members(step)` returns the subnets of a step, in order, each a `Member` saying which
-arch (an int32 [52] tensor, sampled statelessly from (seed, step)), whether it learns from
-the labels or is distilled from the step's teacher, and which regularizers apply. The
-trainer runs them, accumulates their gradients and makes one optimizer update.
+A scheme plugs into the one `tfnas.trainer.SupernetTrainer.train_step`. Each step the
+trainer calls ``scheme.members(step)`` and runs the returned `Member`s in order; after the
+last member it calls ``scheme.update(step, context)`` so the scheme can update its state
+variables. A new weight-sharing method is a subclass of `Scheme` in its own file of
+`tfnas.schemes` plus a registry row; the trainer does not change.
 
-Adding a scheme is adding a class and a registry row; nothing in the trainer changes.
+The member list is static per trace: its length, names, targets and groups are Python
+values fixed for a scheme. Everything that varies with the step (the archs, loss weights,
+simplex codes, rank priors, the phase) is a tensor computed from ``step``, so one traced
+graph serves the whole run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+import keras
 import tensorflow as tf
 
 from tfnas import sampling
 from tfnas import search_space as ss
 
+# Member targets: what a member's loss compares its logits with.
+#
+# - ``labels``: cross-entropy with the (smoothed) labels.
+# - ``teacher``: KL(p_teacher || p_member) to the logits of the step's in-place teacher (the
+#   last earlier member with ``is_teacher``), gradient stopped (BigNAS §3.1).
+# - ``labels+teacher``: ``(1 - alpha) * labels + alpha * teacher`` with ``alpha`` the
+#   member's ``teacher_alpha``.
+# - ``external_teacher`` / ``labels+external_teacher``: the same with the logits of the
+#   trainer's frozen ``teacher_model`` (SSE's pretrained teacher, SCHEMES.md §0.1 item 3).
+# - ``rank_hinge``: RD-NAS's pairwise term as shipped (SCHEMES.md §4.2): with ``L_b`` this
+#   member's cross-entropy and ``L_a`` the detached cross-entropy of the earlier member
+#   ``pair``, ``relu(sign * (L_b - sg(L_a)))``; ``sign`` (+1: b should be the better one) is
+#   the member's ``rank_sign``. Only this member gets a gradient.
+# - ``rank_margin``: the paper's margin ranking loss with both losses live (seed paper 003 §3;
+#   SCHEMES.md §4.2 "a faithful version"): the member runs ``arch`` (b) and ``pair_arch`` (a)
+#   in one tape and its loss is ``relu(margin - sign * (L_a - L_b))``.
+# - ``none``: forward only (no gradient); its loss and logits are kept for later members.
+TARGETS = (
+    "labels",
+    "teacher",
+    "labels+teacher",
+    "external_teacher",
+    "labels+external_teacher",
+    "rank_hinge",
+    "rank_margin",
+    "none",
+)
+# The variable group every scheme has: the supernet's weights.
+SUPERNET_GROUP = "supernet"
+
 
 @dataclasses.dataclass(frozen=True)
 class Member:
-    """One subnet trained in a step.
+    """One subnet run in a step.
 
     Attributes:
-        name: used for its loss in logs and TensorBoard (``loss_<name>``).
-        arch: int32 [52] digits.
-        target: ``"labels"`` (cross-entropy) or ``"teacher"`` (KL to the logits of the
-            step's teacher, which the trainer stops the gradient of).
-        is_teacher: its logits become the teacher of the members after it.
-        dropout: dropout rate before the classifier.
-        regularize: weight decay is added to its loss.
+      name: names its loss in logs and TensorBoard (``loss_<name>``), and in the step's
+        context for later members.
+      arch: int32 [52] digits.
+      target: one of `TARGETS`.
+      is_teacher: its detached logits become the in-place teacher of later members.
+      dropout: dropout rate before the classifier.
+      regularize: the L2 penalty of the weights this member routes to is added to its
+        loss (`tfnas.supernet.Supernet.l2_penalty`).
+      weight: the loss weight, a float or a scalar tensor (e.g. a function of the step, as
+        RD-NAS's lambda(e) or CPT's 0.5/0.05); 0 leaves the member's gradient exactly 0.
+      teacher_alpha: the teacher's share for the ``labels+...`` targets.
+      batch_slice: ``(k, m)``: the member sees the k-th of m equal slices of the
+        (per-replica) batch (K-shot's simplex step: m paths on b/m images each).
+      mix: the K-shot simplex code: None (the simplex-net's code of ``arch``),
+        ``"uniform"`` (1/K each), ``"detached"`` (the simplex-net's code, gradient
+        stopped) or a float [K] tensor.
+      trains: the variable groups this member's gradient goes to (`Scheme.variable_groups`);
+        ``()`` makes it forward only, as ``target="none"`` does.
+      pair: for ``rank_hinge``, the name of the earlier member whose detached loss it reads.
+      pair_arch: for ``rank_margin``, the other arch (a) of the pair.
+      rank_sign: for the rank targets, +1.0 when the prior says this member (b) should be
+        the better one, -1.0 when ``pair``/``pair_arch`` (a) should be (a scalar tensor).
+      margin: for ``rank_margin``, the margin (a float or scalar tensor).
     """
 
     name: str
@@ -39,21 +90,80 @@ class Member:
     is_teacher: bool = False
     dropout: float = 0.0
     regularize: bool = False
+    weight: Any = 1.0
+    teacher_alpha: Any = 0.5
+    batch_slice: tuple[int, int] | None = None
+    mix: Any = None
+    trains: tuple[str, ...] = (SUPERNET_GROUP,)
+    pair: str | None = None
+    pair_arch: tf.Tensor | None = None
+    rank_sign: Any = 1.0
+    margin: Any = 0.0
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(
+                f"Member {self.name!r} has target {self.target!r}; expected one of "
+                f"{', '.join(TARGETS)}."
+            )
+        if self.target == "rank_hinge" and not self.pair:
+            raise ValueError(
+                f"Member {self.name!r} has target 'rank_hinge' but no pair; name the earlier "
+                "member whose loss it is ranked against (pair='a')."
+            )
+        if self.target == "rank_margin" and self.pair_arch is None:
+            raise ValueError(
+                f"Member {self.name!r} has target 'rank_margin' but no pair_arch; pass the "
+                "other arch of the pair."
+            )
+        if self.batch_slice is not None:
+            k, m = self.batch_slice
+            if not (isinstance(k, int) and isinstance(m, int) and 0 <= k < m):
+                raise ValueError(
+                    f"Member {self.name!r} has batch_slice {self.batch_slice!r}; expected "
+                    "(k, m) with integers 0 <= k < m (the k-th of m equal slices)."
+                )
+        if isinstance(self.mix, str) and self.mix not in ("uniform", "detached"):
+            raise ValueError(
+                f"Member {self.name!r} has mix {self.mix!r}; expected None, 'uniform', "
+                "'detached' or a float [K] tensor."
+            )
+
+    @property
+    def forward_only(self) -> bool:
+        return self.target == "none" or not self.trains
 
 
-class Scheme:
-    """Base class. Subclasses implement `members`.
+class Scheme(keras.layers.Layer):
+    """Base class of the training schemes. Subclasses implement `members`.
 
-    ``bounds`` (a `search_space.Bounds`, None for the whole space) is the space the scheme
-    samples from; `sample` draws member ``k``'s arch of a step from it.
+    A scheme is a Keras layer so that the state it carries between steps (a pool of archs,
+    a ring of recent ones, a pointer) is made of tracked variables: the trainer holds the
+    scheme, so those variables are saved in every checkpoint with the supernet and the
+    optimizers, and restored on resume. Create them with `add_state` in ``build``; update
+    them in `update` unconditionally (``tf.where``, never ``tf.cond``). Every replica runs
+    the same stateless samplers, so the updates agree across replicas
+    (``aggregation="only_first_replica"`` writes one value).
+
+    Args:
+      space: a `tfnas.search_space.SearchSpace` or its name.
+      seed: the sampling seed; member k's arch at step t derives from (seed, t, k).
+      bounds: the (bounded) space the scheme samples (`search_space.Bounds`; None: the
+        whole space).
     """
 
-    name = "base"
+    # The registry name (`tfnas.schemes.SCHEMES`); ``name`` is the Keras layer name.
+    scheme_name = "base"
 
-    def __init__(self, space: ss.SearchSpace, seed: int = 0, bounds: ss.Bounds | None = None):
-        self.space = space
-        self.seed = seed
+    def __init__(self, space, seed: int = 0, bounds: ss.Bounds | None = None, **kwargs):
+        kwargs.setdefault("name", f"scheme_{type(self).__name__.lower()}")
+        kwargs.pop("trainable", None)  # always False (in get_config, so from_config has it)
+        super().__init__(trainable=False, **kwargs)
+        self.space = ss.get_space(space) if isinstance(space, str) else space
+        self.seed = int(seed)
         self.bounds = bounds
+
+    # -- what a step runs ----------------------------------------------------------------
 
     def sample(self, step: tf.Tensor, member: int) -> tf.Tensor:
         """Member ``member``'s arch at ``step``: a pure function of (seed, step, member)."""
@@ -64,80 +174,77 @@ class Scheme:
         return sampling.bounded_arch(seed, self.space, *sampling.bounds_tensors(self.bounds))
 
     def members(self, step: tf.Tensor) -> list[Member]:
+        """The members of the step ``step`` (int64 scalar tensor), in the order they run."""
         raise NotImplementedError
 
+    def variable_groups(self, supernet) -> dict[str, list]:
+        """The trainable variables split into named groups, each with its own optimizer.
 
-class SandwichScheme(Scheme):
-    """The sandwich rule with in-place distillation (BigNAS, Yu et al. 2020, §3.1).
+        The default is one group, `SUPERNET_GROUP`, with every trainable variable (the
+        simplex-net too, when there is one). A scheme that trains the simplex-net apart
+        (K-shot) returns two. The groups must cover every trainable variable exactly once.
+        """
+        return {SUPERNET_GROUP: list(supernet.trainable_variables)}
 
-    Each step trains the largest subnet on the labels (with dropout and weight decay, the
-    regularizers BigNAS and seed paper 000 §3.1 apply to the largest subnet only), and the
-    smallest plus ``num_random`` uniformly sampled subnets on the largest's logits: the
-    largest is the teacher and bounds the family from above, the smallest from below
-    (seed paper 000, Algorithm 1).
-    """
+    def lr_multipliers(self, supernet) -> list | None:
+        """Per-copy learning-rate multipliers, or None.
 
-    name = "sandwich"
+        A list of 6 sequences, one per weight location (stem, stages 1-4, classifier), each
+        with one float per weight copy of that location: the gradient of copy j is scaled
+        by it before the update. With SGD (momentum, Nesterov) and the L2 term in the loss
+        this equals per-parameter-group learning rates (few-shot's per-group LRs, seed paper
+        000 Table 2; SCHEMES.md §7.1 C).
+        """
+        return None
 
-    def __init__(self, space, seed=0, num_random=2, dropout=0.0, bounds=None):
-        super().__init__(space, seed, bounds)
-        if not 0 <= num_random < sampling.MAX_MEMBERS:
-            raise ValueError(
-                f"num_random_subnets must be in 0..{sampling.MAX_MEMBERS - 1} (distinct "
-                f"sampling seeds per step), received {num_random}. Set "
-                "--config.train.num_random_subnets."
-            )
-        self.num_random = num_random
-        self.dropout = dropout
-        self._largest = sampling.constant_arch(space.largest())
-        # The smallest of the sampled space: with the competition's bounds, the narrowest
-        # subnet that is ever evaluated (not the all-7 subnet outside it).
-        self._smallest = sampling.constant_arch(space.smallest(bounds))
+    def group_losses(self, step: tf.Tensor) -> dict:
+        """Loss terms on a variable group that belong to no member, e.g. K-shot's
+        contrastive regularizer on the simplex codes (seed paper 004 Eq. 15-16).
 
-    def members(self, step):
-        members = [
-            Member("largest", self._largest, "labels", True, self.dropout, True),
-            Member("smallest", self._smallest, "teacher"),
-        ]
-        for k in range(self.num_random):
-            members.append(Member(f"random{k + 1}", self.sample(step, k), "teacher"))
-        return members
+        ``{group: zero-argument function returning a scalar loss}``; the trainer runs each
+        in its own tape after the members and adds its gradient to the group's (weight it
+        by the step inside the function; 0 leaves the group's gradient as it was).
+        """
+        return {}
 
+    # -- state ---------------------------------------------------------------------------
 
-class UniformScheme(Scheme):
-    """Single-path one-shot with uniform sampling (SPOS, Guo et al. 2020, §3.2).
-
-    Each step trains one uniformly sampled subnet on the labels: the baseline against
-    which the sandwich rule's ranking gain is measured.
-    """
-
-    name = "uniform"
-
-    def __init__(self, space, seed=0, dropout=0.0, bounds=None):
-        super().__init__(space, seed, bounds)
-        self.dropout = dropout
-
-    def members(self, step):
-        return [Member("random", self.sample(step, 0), "labels", False, self.dropout, True)]
-
-
-SCHEMES = {cls.name: cls for cls in (SandwichScheme, UniformScheme)}
-
-
-def build_scheme(config) -> Scheme:
-    """The scheme ``config.train.scheme`` with its arguments from the config."""
-    name = config.train.scheme
-    if name not in SCHEMES:
-        raise ValueError(
-            f"Unknown scheme {name!r}; expected one of {', '.join(sorted(SCHEMES))}. Set "
-            "--config.train.scheme."
+    def add_state(self, name: str, shape, dtype="int32", initializer="zeros"):
+        """A non-trainable state variable, saved in checkpoints, one value on all replicas."""
+        return self.add_weight(
+            name=name,
+            shape=shape,
+            dtype=dtype,
+            initializer=initializer,
+            trainable=False,
+            aggregation="only_first_replica",
         )
-    space = ss.get_space(config.space)
-    dropout = config.supernet.dropout
-    bounds = ss.BOUNDS_PRESETS[config.train.bounds]
-    bounds = None if bounds == ss.FULL_BOUNDS else bounds
-    if name == "sandwich":
-        return SandwichScheme(
-            space, config.seed, config.train.num_random_subnets, dropout, bounds=bounds
+
+    def update(self, step: tf.Tensor, context: dict) -> None:
+        """Updates the scheme's state after the step's members (default: nothing).
+
+        ``context`` maps each member's name to a dict with its detached ``loss`` (the
+        unweighted target loss) and ``logits``, and ``arch``.
+        """
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            space=self.space.name,
+            seed=self.seed,
+            bounds=None
+            if self.bounds is None
+            else [list(self.bounds.digit_hi), list(self.bounds.depth_lo)],
         )
-    return SCHEMES[name](space, config.seed, dropout, bounds=bounds)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("bounds") is not None:
+            hi, lo = config["bounds"]
+            config["bounds"] = ss.Bounds(tuple(hi), tuple(lo))
+        return cls(**config)

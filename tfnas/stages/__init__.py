@@ -8,9 +8,12 @@ plus a line below.
 # isort: off
 from tfnas.stages import describe  # noqa: F401
 from tfnas.stages import oneshot  # noqa: F401
+from tfnas.stages import fewshot  # noqa: F401
 from tfnas.stages import evaluate  # noqa: F401
+from tfnas.stages import proxies  # noqa: F401
 from tfnas.stages import standalone  # noqa: F401
 from tfnas.stages import merge  # noqa: F401
 from tfnas.stages import rank  # noqa: F401
+from tfnas.stages import search  # noqa: F401
 from tfnas.stages import export  # noqa: F401
 # isort: on

@@ -3,9 +3,11 @@
     bin/train --stage=export --config=configs/fmnist.py --workdir=/tmp/run \\
         [--codes=FILE|CODE,CODE] [--config.export.root=saved_models] [--overwrite]
 
-Which archs: ``--codes`` (a competition JSON, a text file of codes, or ``CODE,CODE``), else
-``config.export.codes``, else the ``config.export.top_k`` most accurate archs of the
-``evaluate`` stage's ``results.json`` in the same workdir.
+Which archs: ``--codes`` (a competition JSON, a text file of codes, or ``CODE,CODE``; or
+``search`` for the ``search`` stage's whole Pareto front in the same workdir, ``search:K``
+for its K most accurate archs), else ``config.export.codes`` (the same forms), else the
+``config.export.top_k`` most accurate archs of the ``evaluate`` stage's ``results.json`` in
+the same workdir.
 
 Which supernet: ``config.export.supernet`` (a ``.keras`` file), else the one the ``oneshot``
 stage's manifest names, else a freshly initialized supernet (``config.seed``; a warning is
@@ -33,13 +35,13 @@ import keras
 from tfnas import codes as codes_lib
 from tfnas import evaluation
 from tfnas import export as export_lib
+from tfnas import search as search_lib
 from tfnas import search_space as ss
 from tfnas import supernet as supernet_lib
 from tfnas.stages import registry
 
 STAGE = "export"
 EVALUATE = "evaluate"
-ONESHOT = "oneshot"
 
 
 def export_run_dir(config) -> Path:
@@ -90,7 +92,11 @@ def select_archs(config, args: registry.StageArgs) -> list[tuple[str, str]]:
     """
     space = ss.get_space(config.space)
     spec = args.codes or config.export.codes
-    if spec:
+    front = search_lib.front_records(args.workdir, spec) if spec else None
+    if front is not None:
+        records = [codes_lib.ArchRecord(key, code) for key, code in front]
+        print(f"export: {len(records)} archs of the search front ({spec})")
+    elif spec:
         records = codes_lib.parse_codes_arg(spec)
     else:
         path, rows = _evaluate_results(args.workdir)
@@ -118,12 +124,12 @@ def select_archs(config, args: registry.StageArgs) -> list[tuple[str, str]]:
 
 
 def load_supernet(config, workdir):
-    """(supernet, source metadata) from export.supernet, the oneshot manifest, or fresh."""
+    """(supernet, source metadata) from export.supernet, the fewshot or oneshot manifest
+    (`registry.trained_supernet`), or fresh."""
     path = config.export.supernet
     origin = "--config.export.supernet"
     if not path:
-        path = registry.read_manifest(workdir, ONESHOT).get("supernet", "")
-        origin = f"{registry.stage_dir(workdir, ONESHOT) / registry.MANIFEST_FILE}"
+        path, origin = registry.trained_supernet(workdir)
     if not path:
         if not config.export.allow_untrained:
             raise ValueError(
@@ -161,6 +167,7 @@ def run(config, args: registry.StageArgs) -> int:
     results_path, rows = _evaluate_results(args.workdir)
     registry.write_config(config, Path(args.workdir) / STAGE)
     accuracy = {r["code"]: float(r["acc"]) for r in rows}
+    front_path, front_acc = search_lib.front_accuracies(args.workdir)
     recalibrate = config.export.recalibrate
     evaluator = _recalibrator(config, supernet) if recalibrate else None
     recal = config.evaluate.recalibration
@@ -178,6 +185,13 @@ def run(config, args: registry.StageArgs) -> int:
                 "kind": "top-1 with the supernet's weights after BN recalibration",
                 "split": _evaluate_split(config, args.workdir),
                 "results": str(results_path),
+            }
+        elif code in front_acc:  # a pick of the search stage (same evaluator recipe)
+            metrics = {
+                "acc": front_acc[code],
+                "kind": "top-1 with the supernet's weights after BN recalibration",
+                "split": str(config.evaluate.split),
+                "results": str(front_path),
             }
         bn = {"recalibrated": recalibrate}
         if recalibrate:

@@ -24,6 +24,9 @@ from tfnas import callbacks as callbacks_lib
 from tfnas import data as data_lib
 from tfnas import distribute
 from tfnas import evaluation
+from tfnas import optimizers
+from tfnas import precision
+from tfnas import schedules
 from tfnas import schemes
 from tfnas import search_space as ss
 from tfnas import supernet as supernet_lib
@@ -70,6 +73,17 @@ def run_config(config) -> dict:
     }
 
 
+def phase_schedule(train, steps: int):
+    """The restarted cosine of ``train.phases`` (`tfnas.schedules.PhaseCosine`), or None
+    when the phases ask for nothing beyond `tfnas.optimizers.warmup_cosine` (one phase at
+    the peak ``train.learning_rate``), which then stays the schedule: runs from before
+    phases existed reproduce bit for bit."""
+    phases = train.phases
+    if tuple(phases.boundaries) or tuple(phases.warmup_steps) or tuple(phases.peaks) != (1.0,):
+        return schedules.learning_rate_from_config(train, steps)
+    return None
+
+
 def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = False):
     """Builds, (re)stores and trains the supernet.
 
@@ -90,16 +104,25 @@ def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = 
     if overwrite and distribute.is_chief(strategy):
         registry.move_aside(stage_dir)
     keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
+    # Layers read the dtype policy when they are built; the process's policy comes back
+    # after (stages may share a process, e.g. in tests).
+    with strategy.scope(), precision.policy_scope(config.train.precision):
         supernet = supernet_lib.build_supernet(config.supernet, config.space)
         trainer = trainer_lib.SupernetTrainer(
             supernet,
-            schemes.build_scheme(config),
+            schemes.build_scheme(config, steps_per_epoch=steps),
             weight_decay=config.train.weight_decay,
             label_smoothing=config.train.label_smoothing,
         )
+        optimizer = optimizers.make_optimizer(
+            config.train,
+            steps,
+            lazy=config.train.lazy_updates,
+            schedule=phase_schedule(config.train, steps),
+        )
         trainer.compile(
-            optimizer=trainer_lib.make_optimizer(config.train, steps),
+            optimizer=precision.wrap_optimizer(optimizer, config.train.precision),
+            group_optimizers=schemes.build_group_optimizers(config, steps),
             jit_compile=False,  # slicing with tensor sizes recompiles per arch under XLA
         )
         guard = callbacks_lib.NanGuard()
@@ -113,6 +136,13 @@ def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = 
         )
         # Inside the scope: restoring builds the optimizer's slots, which must be mirrored.
         initial_epoch = 0 if overwrite else checkpoint.restore(trainer, steps)
+        if not initial_epoch and config.supernet.init_from:
+            # Only a run without a checkpoint of its own starts from another run's weights
+            # (and with a fresh optimizer), so a crashed run resumes from its own.
+            from tfnas import transfer
+
+            parent = transfer.init_from_config(supernet, config.supernet)
+            print(f"oneshot: initialized from {config.supernet.init_from} (parents {parent}).")
     if initial_epoch:
         print(f"oneshot: resuming from the checkpoint after epoch {initial_epoch}.")
     # A resumed run continues the data stream where the checkpointed run was: order and
@@ -136,6 +166,14 @@ def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = 
             update_freq=config.train.log_every_steps,
         ),
     ]
+    if config.train.phases.reset_momentum:
+        # Eagerly, between steps: an in-graph reset of mirrored slots fails (TF_NOTES.md).
+        callbacks.insert(
+            1,
+            callbacks_lib.MomentumReset(
+                config.train.phases.boundaries, list(trainer.optimizers_by_group().values())
+            ),
+        )
     if config.train.monitor.enabled:
         from tfnas import monitor as monitor_lib
 

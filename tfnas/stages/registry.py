@@ -257,3 +257,18 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+# The stages that write a trained supernet into their manifest, the preferred first: a
+# few-shot run's selected G supersedes the one-shot supernet it grew from.
+SUPERNET_STAGES = ("fewshot", "oneshot")
+
+
+def trained_supernet(workdir: str | os.PathLike) -> tuple[str, str]:
+    """(path, the manifest naming it) of the workdir's trained supernet, or ("", where it
+    looked) when no stage of `SUPERNET_STAGES` has written one."""
+    for stage in SUPERNET_STAGES:
+        path = read_manifest(workdir, stage).get("supernet", "")
+        if path:
+            return path, f"{stage_dir(workdir, stage) / MANIFEST_FILE}"
+    return "", f"{stage_dir(workdir, SUPERNET_STAGES[-1]) / MANIFEST_FILE}"

@@ -3,6 +3,7 @@
     bin/train --stage=standalone --config=configs/fmnist.py --workdir=/tmp/gt \\
         --codes=archs.txt [--shard=1/2] [--config.standalone.seed=1] [--overwrite]
     bin/train --stage=merge --config=configs/fmnist.py --workdir=/tmp/gt --codes=archs.txt
+    bin/train --stage=standalone --config=configs/fmnist.py --workdir=/tmp/run --codes=search:3
 
 For every code, `tfnas.static.build_static_model` is trained with the recipe in
 ``config.standalone`` (SGD with momentum, linear warm-up and cosine decay, decoupled weight
@@ -32,6 +33,7 @@ from pathlib import Path
 from tfnas import codes as codes_lib
 from tfnas import ground_truth as gt_lib
 from tfnas import records
+from tfnas import search as search_lib
 from tfnas import search_space as ss
 from tfnas import standalone as standalone_lib
 from tfnas.stages import registry
@@ -40,7 +42,9 @@ STAGE = "standalone"
 
 
 def load_codes(config, args) -> list[str]:
-    """The unique, validated codes of ``--codes`` (this stage has no config default)."""
+    """The unique, validated codes of ``--codes`` (this stage has no config default);
+    ``--codes=search`` is the ``search`` stage's front in the same workdir, ``search:K`` its
+    K most accurate archs (stand-alone verification of the search's picks)."""
     if not args.codes:
         raise ValueError(
             "No archs to train: pass --codes=FILE (competition JSON or one code per line) or "
@@ -48,7 +52,13 @@ def load_codes(config, args) -> list[str]:
         )
     space = ss.get_space(config.space)
     codes = []
-    for record in codes_lib.parse_codes_arg(args.codes):
+    front = search_lib.front_records(args.workdir, args.codes)
+    listed = (
+        [codes_lib.ArchRecord(key, code) for key, code in front]
+        if front is not None
+        else codes_lib.parse_codes_arg(args.codes)
+    )
+    for record in listed:
         try:
             codes.append(space.parse(record.code).code)
         except ValueError as err:

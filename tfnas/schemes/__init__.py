@@ -1,0 +1,88 @@
+"""Training schemes: which subnets a step trains, on what targets, with what state.
+
+One file per scheme; each is a `Scheme` subclass plugged into the one
+`tfnas.trainer.SupernetTrainer.train_step` (see `tfnas.schemes.base` for the contract).
+Adding a scheme is adding its file and a row of `SCHEMES`; the trainer does not change.
+"""
+
+from __future__ import annotations
+
+from tfnas import search_space as ss
+from tfnas.schemes import kshot
+from tfnas.schemes import rdnas
+from tfnas.schemes.base import SUPERNET_GROUP
+from tfnas.schemes.base import TARGETS
+from tfnas.schemes.base import Member
+from tfnas.schemes.base import Scheme
+from tfnas.schemes.fewshot import FewShotScheme
+from tfnas.schemes.kshot import KShotScheme
+from tfnas.schemes.rdnas import RDNASScheme
+from tfnas.schemes.sandwich import SandwichScheme
+from tfnas.schemes.uniform import UniformScheme
+
+__all__ = [
+    "SCHEMES",
+    "SUPERNET_GROUP",
+    "TARGETS",
+    "FewShotScheme",
+    "KShotScheme",
+    "Member",
+    "RDNASScheme",
+    "SandwichScheme",
+    "Scheme",
+    "UniformScheme",
+    "build_scheme",
+]
+
+SCHEMES = {
+    cls.scheme_name: cls
+    for cls in (SandwichScheme, UniformScheme, RDNASScheme, FewShotScheme, KShotScheme)
+}
+
+
+def build_scheme(config, steps_per_epoch=None) -> Scheme:
+    """The scheme ``config.train.scheme`` with its arguments from the config.
+
+    This is where config fields become scheme arguments (no config enters a scheme).
+    ``steps_per_epoch``: the run's steps per epoch, for schemes whose weights follow the
+    epoch (``rdnas``'s lambda); None: ``config.train.steps_per_epoch``.
+    """
+    name = config.train.scheme
+    if name not in SCHEMES:
+        raise ValueError(
+            f"Unknown scheme {name!r}; expected one of {', '.join(sorted(SCHEMES))}. Set "
+            "--config.train.scheme."
+        )
+    space = ss.get_space(config.space)
+    dropout = config.supernet.dropout
+    bounds = ss.BOUNDS_PRESETS[config.train.bounds]
+    bounds = None if bounds == ss.FULL_BOUNDS else bounds
+    if name == "sandwich":
+        return SandwichScheme(
+            space, config.seed, config.train.num_random_subnets, dropout, bounds=bounds
+        )
+    if name == "fewshot":
+        return FewShotScheme(
+            space,
+            config.seed,
+            config.train.num_random_subnets,
+            dropout,
+            bounds=bounds,
+            lr_mode=config.fewshot.lr_mode,
+        )
+    if name == "rdnas":
+        return rdnas.scheme_from_config(
+            config, space, config.seed, dropout, bounds, steps_per_epoch
+        )
+    if name == "kshot":
+        return kshot.scheme_from_config(
+            config, space, config.seed, dropout, bounds, steps_per_epoch
+        )
+    return SCHEMES[name](space, config.seed, dropout, bounds=bounds)
+
+
+def build_group_optimizers(config, steps_per_epoch: int) -> dict:
+    """The optimizers of the scheme's variable groups other than ``supernet``
+    (`tfnas.trainer.SupernetTrainer.compile`'s ``group_optimizers``): the K-shot
+    simplex-net's for ``kshot``, none for the other schemes."""
+    return kshot.group_optimizers(config, steps_per_epoch)
