@@ -171,35 +171,16 @@ def base_config(
             # tfnas.monitor.RankingMonitor: the ground truth selects a checkpoint and is
             # logged; it never enters a loss.
             monitor=dict(enabled=False, ground_truth="", every_epochs=1, max_archs=0),
-            # tfnas.schemes.rdnas: the pairwise ranking term of train.scheme="rdnas".
-            rdnas=dict(
-                num_pairs=2,
-                prior="flops",
-                proxy_table="",
-                proxy_name="",
-                loss="hinge",
-                margin_scale=0.05,
-                lambda_schedule="warmup",
-                lambda_max=2.0,
-                lambda_ramp_epochs=20.0,
-                min_distance_quantile=0.5,
-                max_tries=10,
-            ),
-            # tfnas.schemes.kshot (train.scheme="kshot"): warm-up at 1/K, the supernet step,
-            # m paths of the simplex step, the simplex-net's SGD, r_c (alpha, tau, threshold).
-            kshot=dict(
-                warmup_epochs=1.0,
-                supernet_step="single_path",
-                num_paths=4,
-                learning_rate=0.01,
-                momentum=0.9,
-                nesterov=True,
-                alpha=1.0,
-                temperature=0.3,
-                distance_threshold=2.25,
-            ),
         )
     )
+    # The scheme sections' defaults live with their validators (imported now: TF).
+    from tfnas.schemes import kshot
+    from tfnas.schemes import rdnas
+
+    # tfnas.schemes.rdnas: the pairwise ranking term of train.scheme="rdnas".
+    config.train.rdnas = dict(rdnas.DEFAULTS)
+    # tfnas.schemes.kshot: warm-up, alternation, r_c and the simplex-net's optimizer.
+    config.train.kshot = dict(kshot.DEFAULTS)
     config.evaluate = ml_collections.ConfigDict(
         dict(
             codes="",

@@ -43,6 +43,7 @@ from tfnas import search_space as ss
 from tfnas.schemes import SUPERNET_GROUP
 from tfnas.schemes import Member
 from tfnas.schemes import Scheme
+from tfnas.schemes.base import Untracked
 
 # Kept importable from here for existing callers.
 warmup_cosine = optimizers_lib.warmup_cosine
@@ -79,13 +80,6 @@ def location_of(path: str) -> int | None:
 def _add(total, part):
     """Gradient lists summed in a fixed order (None: nothing yet)."""
     return part if total is None else [a + b for a, b in zip(total, part)]
-
-
-class _Untracked:
-    """A holder Keras's attribute tracking does not look into."""
-
-    def __init__(self, value):
-        self.value = value
 
 
 class SupernetTrainer(keras.Model):
@@ -131,7 +125,7 @@ class SupernetTrainer(keras.Model):
         # Held where Keras does not track it: a frozen reference model is not part of the
         # trainer's weights, so checkpoints do not store it (its own file is the reference)
         # and a checkpoint loads whether or not the run has a teacher.
-        self._teacher = _Untracked(teacher_model)
+        self._teacher = Untracked(teacher_model)
         if not supernet.built:
             supernet.build()
         members = scheme.members(tf.constant(0, tf.int64))

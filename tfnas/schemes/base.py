@@ -54,6 +54,15 @@ TARGETS = (
 SUPERNET_GROUP = "supernet"
 
 
+class Untracked:
+    """Holds a value where Keras's attribute tracking does not look: a model a scheme or
+    the trainer only refers to (the supernet, a frozen teacher) is not part of its weights
+    or checkpoints."""
+
+    def __init__(self, value):
+        self.value = value
+
+
 @dataclasses.dataclass(frozen=True)
 class Member:
     """One subnet run in a step.

@@ -64,6 +64,7 @@ from tfnas import search_space as ss
 from tfnas.schemes.base import SUPERNET_GROUP
 from tfnas.schemes.base import Member
 from tfnas.schemes.base import Scheme
+from tfnas.schemes.base import Untracked
 
 SIMPLEX_GROUP = "simplex"
 SUPERNET_STEPS = ("single_path", "sandwich")
@@ -83,13 +84,6 @@ DEFAULTS = dict(
     temperature=0.3,
     distance_threshold=2.25,
 )
-
-
-class _Untracked:
-    """A holder Keras's attribute tracking does not look into."""
-
-    def __init__(self, value):
-        self.value = value
 
 
 # ---------------------------------------------------------------------- the regularizer
@@ -222,7 +216,7 @@ class KShotScheme(Scheme):
         # The supernet whose simplex-net computes the codes, bound by `variable_groups`
         # (the trainer calls it once, at construction). Untracked: the trainer saves the
         # supernet; the scheme must not save it a second time.
-        self._net = _Untracked(None)
+        self._net = Untracked(None)
 
     # -- the phase -----------------------------------------------------------------------
 
