@@ -446,7 +446,12 @@ def score_noise(scores: Mapping[str, float], num_examples: int) -> dict:
     """
     if num_examples < 1:
         raise ValueError(f"num_examples must be >= 1 evaluation images, got {num_examples}")
-    p = _as_vector(list(scores.values()), "scores")
+    p = np.asarray(list(scores.values()), dtype=np.float64)
+    if p.size < 2 or not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(
+            f"score_noise needs 2 or more accuracies in [0, 1], received {p.size}: "
+            f"{p[:5].tolist()}; score more archs"
+        )
     se = float(np.sqrt(np.mean(p * (1.0 - p) / num_examples)))
     sd = float(np.std(p, ddof=1))
     return {
