@@ -7,6 +7,7 @@ simplex codes, groups, per-copy multipliers, masked L2). Run as a script, it pri
 JSON dict {check: result}.
 """
 
+import gc
 import json
 import os
 import sys
@@ -555,5 +556,9 @@ if __name__ == "__main__":
     for name in names:
         check = CHECKS.get(name) or (lambda: check_checkpoint_state(tmp))
         results[name] = check()
+        # Each check's nets and traced steps are garbage now; without this the process
+        # keeps every one of them (Keras's global state) and grows by GBs.
+        keras.backend.clear_session()
+        gc.collect()
         print(name, json.dumps(results[name]), file=sys.stderr, flush=True)
     print(json.dumps(results))
