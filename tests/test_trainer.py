@@ -219,11 +219,11 @@ def test_member_simplex_code(checks, mix):
 def test_variable_groups_alternate_without_moving_the_frozen_group(checks):
     result = checks["groups_alternate"]
     sizes = result["sizes"]
-    assert sizes["simplex"] == 4 and sizes["supernet"] > 100, result
+    assert sizes["simplex"] >= 4 and sizes["supernet"] > 100, result
     # Even steps: the weights move, the simplex-net not at all; odd steps the reverse
     # (momentum from step 0, or the L2 term of a member at weight 0, would move the weights
-    # at step 1). The simplex-net's output layer starts at zero, so at first only it and
-    # its bias have a gradient.
+    # at step 1). The simplex-net's output layers start at zero, so at first only they
+    # have a gradient.
     assert result["step0"]["simplex"] == 0 and result["step0"]["supernet"] > 100, result
     assert result["step1"]["supernet"] == 0 and result["step1"]["simplex"] >= 2, result
     assert result["step2"]["simplex"] == 0 and result["step2"]["supernet"] > 100, result
