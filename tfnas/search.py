@@ -523,10 +523,11 @@ def write_tsv(path, rows: list[dict]) -> None:
 # ---------------------------------------------------------------------- the front, for stages
 
 
-def front_records(workdir, spec: str) -> list[tuple[str, str]] | None:
+def front_records(workdir, spec: str, path=None) -> list[tuple[str, str]] | None:
     """``[(key, code)]`` of ``--codes=search`` (the whole front) or ``--codes=search:K``
-    (its K most accurate archs) from the ``search`` stage's manifest in ``workdir``; None
-    when ``spec`` names neither (it is a file or a list of codes).
+    (its K most accurate archs) from ``path``, the ``front`` of the ``search`` stage's
+    manifest in ``workdir`` (named in errors); None when ``spec`` names neither (it is a
+    file or a list of codes).
 
     Raises:
       ValueError: no search manifest, or a bad K.
@@ -542,9 +543,6 @@ def front_records(workdir, spec: str) -> list[tuple[str, str]] | None:
                 "(its K most accurate archs), e.g. --codes=search:3"
             )
         k = int(k_text)
-    from tfnas.stages import registry  # the manifest reader
-
-    path = registry.read_manifest(workdir, "search").get("front")
     if not path or not Path(path).exists():
         raise ValueError(
             f"--codes={spec}: no search front in --workdir={workdir}; run --stage=search "
@@ -555,11 +553,9 @@ def front_records(workdir, spec: str) -> list[tuple[str, str]] | None:
     return [(f"front{i}", r["code"]) for i, r in enumerate(front, 1)]
 
 
-def front_accuracies(workdir) -> tuple[str | None, dict[str, float]]:
-    """(path, {code: acc}) of the ``search`` stage's front in ``workdir``; (None, {}) if none."""
-    from tfnas.stages import registry  # the manifest reader
-
-    path = registry.read_manifest(workdir, "search").get("front")
+def front_accuracies(path) -> tuple[str | None, dict[str, float]]:
+    """(path, {code: acc}) of the ``search`` stage's front file ``path`` (the ``front`` of
+    its manifest); (None, {}) if none."""
     if not path or not Path(path).exists():
         return None, {}
     rows = json.loads(Path(path).read_text())["results"]

@@ -92,7 +92,9 @@ def select_archs(config, args: registry.StageArgs) -> list[tuple[str, str]]:
     """
     space = ss.get_space(config.space)
     spec = args.codes or config.export.codes
-    front = search_lib.front_records(args.workdir, spec) if spec else None
+    front = search_lib.front_records(
+        args.workdir, spec, registry.read_manifest(args.workdir, "search").get("front")
+    ) if spec else None
     if front is not None:
         records = [codes_lib.ArchRecord(key, code) for key, code in front]
         print(f"export: {len(records)} archs of the search front ({spec})")
@@ -167,7 +169,9 @@ def run(config, args: registry.StageArgs) -> int:
     results_path, rows = _evaluate_results(args.workdir)
     registry.write_config(config, Path(args.workdir) / STAGE)
     accuracy = {r["code"]: float(r["acc"]) for r in rows}
-    front_path, front_acc = search_lib.front_accuracies(args.workdir)
+    front_path, front_acc = search_lib.front_accuracies(
+        registry.read_manifest(args.workdir, "search").get("front")
+    )
     recalibrate = config.export.recalibrate
     evaluator = _recalibrator(config, supernet) if recalibrate else None
     recal = config.evaluate.recalibration

@@ -52,7 +52,9 @@ def load_codes(config, args) -> list[str]:
         )
     space = ss.get_space(config.space)
     codes = []
-    front = search_lib.front_records(args.workdir, args.codes)
+    front = search_lib.front_records(
+        args.workdir, args.codes, registry.read_manifest(args.workdir, "search").get("front")
+    )
     listed = (
         [codes_lib.ArchRecord(key, code) for key, code in front]
         if front is not None
