@@ -268,11 +268,13 @@ def test_front_records(tmp_path):
     front.parent.mkdir()
     front.write_text(json.dumps({"results": rows}))
     registry.write_manifest(tmp_path, "search", front=front)
-    assert search.front_records(tmp_path, "search") == [
+    path = registry.read_manifest(tmp_path, "search")["front"]  # what the stages pass
+    assert search.front_records(tmp_path, "search", path) == [
         ("front1", "b"), ("front2", "c"), ("front3", "a")]
-    assert search.front_records(tmp_path, "search:2") == [("front1", "b"), ("front2", "c")]
+    assert search.front_records(tmp_path, "search:2", path) == [("front1", "b"), ("front2", "c")]
     with pytest.raises(ValueError, match="search:K with K >= 1"):
-        search.front_records(tmp_path, "search:0")
+        search.front_records(tmp_path, "search:0", path)
+    assert search.front_accuracies(path) == (path, {"a": 0.5, "b": 0.9, "c": 0.7})
 
 
 @pytest.mark.parametrize(
