@@ -171,3 +171,10 @@ def merge_parts(
             "Run the missing shards (the same command resumes), or check --codes."
         )
     return merged
+
+
+def foreign_fingerprints(rows: dict[str, dict], expected: str) -> list[str]:
+    """The sorted fingerprints of ``rows`` ({key: row}) other than ``expected`` ("none" for
+    rows without one): a result file that mixes them holds products of another supernet or
+    recipe, which a stage must refuse to extend."""
+    return sorted({row.get("fingerprint", "none") for row in rows.values()} - {expected})

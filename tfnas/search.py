@@ -289,7 +289,7 @@ class ScoreCache:
         self.scored = 0  # codes scored by this process (not found in the cache)
         records_lib.drop_torn_line(self.path)
         own = records_lib.read_jsonl(self.path)
-        other = sorted({r.get("fingerprint", "none") for r in own.values()} - {fingerprint})
+        other = records_lib.foreign_fingerprints(own, fingerprint)
         if other:
             raise ValueError(
                 f"{self.path} holds scores of another supernet or evaluation recipe "

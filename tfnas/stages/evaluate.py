@@ -106,7 +106,7 @@ def supernet_path(config, workdir) -> tuple[str, str]:
 
 def check_fingerprints(done: dict[str, dict], expected: str, where) -> None:
     """Raises if rows in ``done`` were scored by another supernet or recipe."""
-    other = sorted({row.get("fingerprint", "none") for row in done.values()} - {expected})
+    other = records_lib.foreign_fingerprints(done, expected)
     if other:
         raise ValueError(
             f"{where} holds scores of another supernet or evaluation recipe (fingerprint "

@@ -64,7 +64,7 @@ def _load_codes(config, args) -> list[codes_lib.ArchRecord]:
 
 
 def _check_fingerprints(rows: dict[str, dict], expected: str, where) -> None:
-    other = sorted({row.get("fingerprint", "none") for row in rows.values()} - {expected})
+    other = records_lib.foreign_fingerprints(rows, expected)
     if other:
         raise ValueError(
             f"{where} holds proxy scores of another recipe (fingerprint {', '.join(other)}; "
