@@ -11,11 +11,20 @@ builds the supernet and a `SupernetTrainer` with the sandwich scheme, then times
 - ``step_ms``: the median of the next ``--steps`` steps (what the graph options cost or save
   at steady state).
 
-Variants change what grappler does to the traced graph (``tf.config.optimizer``):
-``default``; ``no_grappler`` (the meta optimizer off: the graph runs as traced);
-``light`` (only the cheap passes: pruning, constant folding, shape optimization); and
-one variant per expensive pass turned off. Prints a Markdown table and writes
-``benchmarks/startup/results.json``.
+Variants change how the step is traced and what grappler does to the traced graph
+(``tf.config.optimizer``):
+
+- ``inline_members``: every member traced and inlined on its own
+  (``SupernetTrainer(share_traces=False)``), TensorFlow's default grappler: the engine
+  before start-up was worked on;
+- ``default``: members of one kind share one traced program (the trainer's default),
+  TensorFlow's default grappler;
+- ``tfnas``: shared programs and `tfnas.grappler.DEFAULTS` (what ``bin/train`` runs);
+- ``no_grappler`` (the meta optimizer off: the graph runs as traced), ``light`` (only the
+  cheap passes: pruning, constant folding, shape optimization), and one variant per
+  expensive pass turned off, all with shared programs.
+
+Prints a Markdown table and writes ``benchmarks/startup/results.json``.
 """
 
 from __future__ import annotations
@@ -29,12 +38,17 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tfnas import grappler as grappler_lib  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "startup" / "results.json"
 
 VARIANTS = {
+    "inline_members": {},
     "default": {},
+    "tfnas": dict(grappler_lib.DEFAULTS),
     "no_grappler": {"disable_meta_optimizer": True},
     "light": {
         "layout_optimizer": False,
@@ -57,7 +71,7 @@ VARIANTS = {
 }
 
 
-def child(space_name: str, options: dict, steps: int) -> dict:
+def child(space_name: str, options: dict, steps: int, share_traces: bool = True) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
     import numpy as np
@@ -79,7 +93,9 @@ def child(space_name: str, options: dict, steps: int) -> dict:
     start = time.perf_counter()
     net = supernet_lib.Supernet(space_name, zero_init_residual=True)
     net.build()
-    trainer = trainer_lib.SupernetTrainer(net, schemes.SandwichScheme(space), weight_decay=5e-5)
+    trainer = trainer_lib.SupernetTrainer(
+        net, schemes.SandwichScheme(space), weight_decay=5e-5, share_traces=share_traces
+    )
     trainer.compile(optimizer=optimizers.LazySGD(0.1, momentum=0.9), jit_compile=False)
     trainer.build_optimizers()
     build = time.perf_counter() - start
@@ -102,7 +118,8 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.space, VARIANTS[args.child], args.steps)))
+        share = args.child != "inline_members"
+        print(json.dumps(child(args.space, VARIANTS[args.child], args.steps, share)))
         return
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
     print("| space | variant | build (s) | first step (s) | later step (ms) |")

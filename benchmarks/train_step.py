@@ -16,6 +16,9 @@ the largest plain model (each in its own subprocess; CPU RSS, since this machine
 built, e.g. ``--bench=sandwich --precision=mixed_bfloat16``; ``mixed_float16`` also wraps
 each optimizer for loss scaling. ``precision``: the sandwich step in float32 against
 mixed_bfloat16 in one process, steps alternating (``--spaces=fmnist``: one space).
+``--grappler=tfnas`` (the default) applies `tfnas.grappler.DEFAULTS`, as ``bin/train``
+does; ``--grappler=tf`` keeps TensorFlow's defaults. ``--share-traces=False`` inlines
+every sandwich member (``SupernetTrainer(share_traces=False)``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfnas import grappler  # noqa: E402
 from tfnas import precision  # noqa: E402
 from tfnas import schemes  # noqa: E402
 from tfnas import search_space as ss  # noqa: E402
@@ -43,6 +47,9 @@ from tfnas import supernet as supernet_lib  # noqa: E402
 from tfnas import trainer as trainer_lib  # noqa: E402
 
 SETTINGS = {"fmnist": (128, 28), "imagenet": (32, 64)}
+# Set from the flags in main (the memory children get them passed on).
+GRAPPLER = ["tfnas"]
+SHARE_TRACES = [True]
 
 
 def median_flops_arch(space, n=2000, seed=0):
@@ -162,7 +169,9 @@ def bench_sandwich(steps):
         randoms = space.sample_many(2, seed=1)
         net = supernet_lib.Supernet(name)
         net.build()
-        trainer = trainer_lib.SupernetTrainer(net, FixedSandwich(space, randoms))
+        trainer = trainer_lib.SupernetTrainer(
+            net, FixedSandwich(space, randoms), share_traces=SHARE_TRACES[0]
+        )
         trainer.compile(optimizer=sgd(), jit_compile=False)
         trainer.optimizer.build(net.trainable_variables)
         step = tf.function(trainer.train_step, jit_compile=False)
@@ -198,7 +207,9 @@ def bench_precision(steps):
                 keras.utils.set_random_seed(0)
                 net = supernet_lib.Supernet(name)
                 net.build()
-                trainer = trainer_lib.SupernetTrainer(net, FixedSandwich(space, randoms))
+                trainer = trainer_lib.SupernetTrainer(
+                    net, FixedSandwich(space, randoms), share_traces=SHARE_TRACES[0]
+                )
                 trainer.compile(optimizer=sgd(), jit_compile=False)
                 trainer.optimizer.build(net.trainable_variables)
             step = tf.function(trainer.train_step, jit_compile=False)
@@ -235,7 +246,8 @@ def memory_child(kind, name, steps):
         net = supernet_lib.Supernet(name)
         net.build()
         trainer = trainer_lib.SupernetTrainer(
-            net, schemes.SandwichScheme(space), sequential=kind == "sandwich"
+            net, schemes.SandwichScheme(space), sequential=kind == "sandwich",
+            share_traces=SHARE_TRACES[0],
         )
         trainer.compile(optimizer=sgd(), jit_compile=False)
         trainer.optimizer.build(net.trainable_variables)
@@ -265,7 +277,8 @@ def bench_memory(steps, spaces=None):
         for kind in kinds:
             out = subprocess.run(
                 [sys.executable, __file__, "--memory-child", kind, "--space", name,
-                 "--steps", str(steps), "--precision", keras.config.dtype_policy().name],
+                 "--steps", str(steps), "--precision", keras.config.dtype_policy().name,
+                 "--grappler", GRAPPLER[0], f"--share-traces={SHARE_TRACES[0]}"],
                 check=True, capture_output=True, text=True,
             ).stdout.split()
             built, peak = float(out[-2]), float(out[-1])
@@ -282,15 +295,22 @@ def main():
     parser.add_argument("--memory-child", choices=["sandwich", "overlap", "plain"])
     parser.add_argument("--space", default="fmnist")
     parser.add_argument("--precision", choices=precision.POLICIES, default="float32")
+    parser.add_argument("--grappler", choices=["tfnas", "tf"], default="tfnas")
+    parser.add_argument("--share-traces", choices=["True", "False"], default="True")
     parser.add_argument(
         "--spaces", default=",".join(SETTINGS), help="comma-separated spaces to benchmark"
     )
     args = parser.parse_args()
     precision.apply_policy(args.precision)
+    GRAPPLER[0] = args.grappler
+    SHARE_TRACES[0] = args.share_traces == "True"
+    if args.grappler == "tfnas":
+        grappler.apply(grappler.DEFAULTS)
     for name in list(SETTINGS):
         if name not in args.spaces.split(","):
             del SETTINGS[name]
-    print(f"precision: {args.precision}")
+    print(f"precision: {args.precision}, grappler: {args.grappler}, "
+          f"share_traces: {SHARE_TRACES[0]}")
     if args.memory_child:
         memory_child(args.memory_child, args.space, args.steps)
         return

@@ -449,6 +449,36 @@ def check_old_engine():
     )
 
 
+def check_shared_traces():
+    """Members of one kind call one traced program: the sandwich (largest on labels with
+    L2 and dropout, three students on the teacher) traces it once over 3 steps, and gives
+    the weights of the same run with every member inlined (``share_traces=False``)."""
+    rng = np.random.default_rng(5)
+    images = rng.normal(size=(24, 28, 28, 1))
+    labels = rng.integers(0, 10, 24).astype("int32")
+
+    def run(share):
+        net = make_net()
+        scheme = schemes.SandwichScheme(SPACE, seed=3, num_random=2, dropout=0.0)
+        trainer = trainer_lib.SupernetTrainer(net, scheme, weight_decay=WD,
+                                              share_traces=share)
+        trainer.compile(optimizer=optimizers.LazySGD(LR, momentum=0.9), jit_compile=False)
+        ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+        trainer.fit(ds, epochs=1, verbose=0)
+        programs = list(trainer._program_cache.value.values())
+        traces = [p.experimental_get_tracing_count() for p in programs]
+        return [v.numpy() for v in net.trainable_variables], len(programs), traces
+
+    shared, programs, traces = run(True)
+    inlined, none, _ = run(False)
+    return dict(
+        diff=max(float(np.abs(a - b).max()) for a, b in zip(shared, inlined)),
+        programs=programs,
+        traces=traces,
+        inlined_programs=none,
+    )
+
+
 def replica_schemes():
     """Every mechanism, in two schemes (one would make a graph too big for a test machine):
     targets (in-place, external, ranking, forward only) and the K-shot-like alternation
@@ -544,6 +574,7 @@ CHECKS = {
     "mix": check_mix,
     "groups_alternate": check_groups_alternate,
     "copies_multipliers_and_masked_l2": check_copies_multipliers_and_masked_l2,
+    "shared_traces": check_shared_traces,
 }
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""EpochCheckpoint: atomic per-epoch saves, restore, scratch write directories; NanGuard."""
+"""EpochCheckpoint: atomic per-epoch saves, restore, scratch write directories; NanGuard;
+Throughput."""
+
+import time
 
 import keras
 import numpy as np
@@ -49,3 +52,29 @@ def test_fresh_directory_restores_nothing(tmp_path):
 def test_every_epochs_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match=r"every_epochs must be >= 1, received 0"):
         callbacks.EpochCheckpoint(tmp_path, every_epochs=0)
+
+
+def test_throughput_logs_step_time_and_the_time_to_the_first_step():
+    class Slow(keras.callbacks.Callback):
+        # Sleeps in fit's start-up, before the first step, so the first step's time
+        # from fit's start must include it and a step's own time must not.
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0 and not hasattr(self, "slept"):
+                self.slept = True
+                time.sleep(0.3)
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(dict(logs))
+
+    throughput = callbacks.Throughput(global_batch_size=4)
+    model = _model(0)
+    x = np.ones((8, 3), "float32")
+    y = np.zeros((8, 2), "float32")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0,
+              callbacks=[Slow(), throughput, Record()])
+    assert throughput.first_step_seconds >= 0.3
+    assert len(seen) == 2 and all(s["step_time"] < 0.3 for s in seen[1:])
+    assert seen[0]["images_per_sec"] == pytest.approx(4 / seen[0]["step_time"])

@@ -381,11 +381,6 @@ def replica_check():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (issue 14, open): under MirroredStrategy the K-shot step fails with "
-    "'You must feed a value for placeholder tensor .../cond/else/.../Placeholder' (int32)",
-)
 def test_two_replicas_match_one_device_with_the_alternation():
     import json
     import subprocess

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import keras
+from absl import logging
 
 from tfnas import schedules
 
@@ -182,7 +183,9 @@ def config_differences(old: dict, new: dict) -> list[tuple[str, object, object]]
 
 
 class Throughput(keras.callbacks.Callback):
-    """Adds ``images_per_sec`` and ``step_time`` to the batch logs.
+    """Adds ``images_per_sec`` and ``step_time`` to the batch logs, and logs the time from
+    ``fit``'s start to the end of its first step (tracing, graph optimization and the
+    first run: the start-up a run and every resume pays; ``first_step_seconds``).
 
     Put it before `keras.callbacks.TensorBoard` in the callback list: later callbacks see
     the same logs, so both values reach TensorBoard and the progress bar.
@@ -192,6 +195,12 @@ class Throughput(keras.callbacks.Callback):
         super().__init__()
         self.global_batch_size = global_batch_size
         self._start = None
+        self._fit_start = None
+        self.first_step_seconds = None
+
+    def on_train_begin(self, logs=None):
+        self._fit_start = time.perf_counter()
+        self.first_step_seconds = None
 
     def on_train_batch_begin(self, batch, logs=None):
         self._start = time.perf_counter()
@@ -199,7 +208,14 @@ class Throughput(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self._start is None or logs is None:
             return
-        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        now = time.perf_counter()
+        if self.first_step_seconds is None and self._fit_start is not None:
+            self.first_step_seconds = now - self._fit_start
+            logging.info(
+                "first training step done %.1f s after fit started (tracing, graph "
+                "optimization, first run)", self.first_step_seconds,
+            )
+        elapsed = max(now - self._start, 1e-9)
         logs["step_time"] = elapsed
         logs["images_per_sec"] = self.global_batch_size / elapsed
 

@@ -174,6 +174,7 @@ def base_config(
         )
     )
     # The scheme sections' defaults live with their validators (imported now: TF).
+    from tfnas import grappler
     from tfnas.schemes import kshot
     from tfnas.schemes import rdnas
 
@@ -181,6 +182,8 @@ def base_config(
     config.train.rdnas = dict(rdnas.DEFAULTS)
     # tfnas.schemes.kshot: warm-up, alternation, r_c and the simplex-net's optimizer.
     config.train.kshot = dict(kshot.DEFAULTS)
+    # tfnas.grappler: graph optimization options of the process (option -> bool).
+    config.train.grappler = dict(grappler.DEFAULTS)
     config.evaluate = ml_collections.ConfigDict(
         dict(
             codes="",

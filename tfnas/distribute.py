@@ -233,3 +233,16 @@ def is_deterministic() -> bool:
     from tensorflow.python.framework import config as tf_config  # no public getter
 
     return bool(tf_config.is_op_determinism_enabled())
+
+
+def replica_key():
+    """A hashable naming the replica whose function is being traced (None outside a
+    replica context, or with one replica).
+
+    A function traced inside a replica's step captures that replica's components of the
+    mirrored variables, so a nested `tf.function` needs one trace per replica.
+    """
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return None
+    return tf.get_static_value(ctx.replica_id_in_sync_group)

@@ -596,7 +596,8 @@ class Supernet(keras.Model):
             arch: int32 [52] digits of the code (`arch_tensor`).
             training: BN uses batch statistics (and dropout applies) when true.
             mix: optional K-shot simplex code, overriding the simplex-net.
-            dropout: dropout rate before the classifier (training only).
+            dropout: dropout rate before the classifier (training only), a float or a
+                scalar tensor.
             bn_momentum: optional momentum override for running-statistic updates (BN
                 recalibration passes ``n / (n + 1)``).
         """
@@ -623,7 +624,9 @@ class Supernet(keras.Model):
                 bn_momentum=bn_momentum,
             )
         x = tf.reduce_mean(x, axis=[1, 2])
-        if training and dropout:
+        # A tensor rate (the trainer passes one, so members with and without dropout share
+        # a trace) always runs the op: at rate 0 it keeps every unit and scales by 1.
+        if training and (tf.is_tensor(dropout) or dropout):
             x = tf.nn.dropout(x, rate=dropout)
         # Logits in the variable dtype (float32 under a mixed policy), as Keras's
         # mixed-precision models return them: losses and softmax stay in full precision.

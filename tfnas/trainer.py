@@ -26,6 +26,8 @@ replicas there are.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 
 import keras
@@ -34,6 +36,7 @@ import tensorflow as tf
 
 from tfnas import config_checks
 from tfnas import distribute
+from tfnas import grappler
 from tfnas import optimizers as optimizers_lib
 from tfnas import precision
 from tfnas import sampling
@@ -77,6 +80,30 @@ def location_of(path: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+# The targets one program computes as (1 - alpha) * cross-entropy + alpha * KL(teacher),
+# alpha a tensor: 0 for labels, 1 for a teacher alone. 1 * x + 0 * y is x exactly (y finite),
+# so each target's loss and gradient are what its own formula gives.
+_SUPERVISED = ("labels", "teacher", "labels+teacher", "external_teacher",
+               "labels+external_teacher")
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberKind:
+    """What a member's traced program depends on as Python values. Members of one kind
+    differ only in tensors (arch, batch, loss weight, teacher logits and share, dropout
+    rate, whether L2 applies, simplex code, rank prior), so they share one trace
+    (`SupernetTrainer._member_program`): all four sandwich members are one kind."""
+
+    family: str  # "supervised", "rank_hinge", "rank_margin" or "none"
+    trains: tuple[str, ...]
+    forward_only: bool
+
+    @classmethod
+    def of(cls, member: Member) -> MemberKind:
+        family = "supervised" if member.target in _SUPERVISED else member.target
+        return cls(family, tuple(member.trains), member.forward_only)
+
+
 def _add(total, part):
     """Gradient lists summed in a fixed order (None: nothing yet)."""
     return part if total is None else [a + b for a, b in zip(total, part)]
@@ -99,6 +126,10 @@ class SupernetTrainer(keras.Model):
         False lets the runtime overlap members: faster where memory is plentiful, at a
         peak that grows with the number of members (``benchmarks/train_step.py
         --bench=memory``).
+      share_traces: members of one `MemberKind` call one traced program (the default):
+        the step traces and optimizes once per kind instead of once per member, which is
+        most of a run's start-up time and graph memory (``benchmarks/startup.py``). False
+        inlines every member, as a plain Keras ``train_step`` would.
 
     `compile` takes the optimizer of the ``supernet`` group and, in ``group_optimizers``,
     one per further group of the scheme.
@@ -112,6 +143,7 @@ class SupernetTrainer(keras.Model):
         label_smoothing=0.0,
         teacher_model=None,
         sequential=True,
+        share_traces=True,
         **kw,
     ):
         super().__init__(**kw)
@@ -120,6 +152,9 @@ class SupernetTrainer(keras.Model):
         self.weight_decay = float(weight_decay)
         self.label_smoothing = float(label_smoothing)
         self.sequential = bool(sequential)
+        self.share_traces = bool(share_traces)
+        # MemberKind, replica -> its traced program (held untracked: not a weight).
+        self._program_cache = Untracked({})
         if teacher_model is not None:
             teacher_model.trainable = False
         # Held where Keras does not track it: a frozen reference model is not part of the
@@ -255,6 +290,17 @@ class SupernetTrainer(keras.Model):
                 inner.mark_copy_axis(
                     [v for v in self._groups[name] if location_of(v.path) is not None]
                 )
+        # Every optimizer's slots now, not in the first traced step. Keras builds only
+        # `self.optimizer` before tracing; a group optimizer built by its first `apply`
+        # creates variables inside the train function, so TF wraps that function in
+        # `fn_with_cond` (a tf.cond on "variables initialized"), and under MirroredStrategy
+        # the gradient all-reduce's call-time captures (collective instance keys) land in
+        # its branches unfed: "You must feed a value for placeholder tensor
+        # '.../cond/else/.../Placeholder'" (K-shot's simplex group). Built here, the main
+        # optimizer also holds its group's slots with and without a strategy, as after a
+        # restore (`build_optimizers`).
+        with self.distribute_strategy.scope():
+            self.build_optimizers()
 
     def optimizers_by_group(self) -> dict:
         """{group: optimizer}: the ``supernet`` group's (``optimizer``) and the others'."""
@@ -303,39 +349,113 @@ class SupernetTrainer(keras.Model):
             return tf.stop_gradient(self.supernet.mix(member.arch))
         return member.mix
 
-    def _forward(self, member: Member, arch, images):
+    def _forward(self, arch, images, inputs):
         return self.supernet(
-            images, arch=arch, training=True, dropout=member.dropout, mix=self._mix(member)
+            images, arch=arch, training=True, dropout=inputs["dropout"], mix=inputs.get("mix")
         )
 
-    def _target_loss(self, member, labels, logits, images, step_state):
-        """(the member's loss to minimize, before its weight; its loss for the context)."""
+    def _member_inputs(self, member: Member, images, step_state) -> dict:
+        """The tensors a member's program reads besides its arch and batch: everything
+        that varies between the members of one `MemberKind`."""
+        dtype = self.supernet.dtype
+        inputs = {
+            "weight": tf.cast(member.weight, dtype),
+            "dropout": tf.constant(float(member.dropout), self.supernet.compute_dtype),
+            "l2": tf.constant(self.weight_decay if member.regularize else 0.0, dtype),
+        }
+        mix = self._mix(member)
+        if mix is not None:
+            inputs["mix"] = mix
         target = member.target
-        if target in ("labels", "none"):
-            ce = self._cross_entropy(labels, logits)
-            return ce, ce
+        if target in _SUPERVISED:
+            if target in _INPLACE:
+                teacher = step_state["teacher"]
+            elif target in _EXTERNAL:
+                teacher = self._external_logits(images, member.batch_slice, step_state)
+            else:  # labels: the teacher's share is 0, any finite logits do
+                teacher = tf.zeros([tf.shape(images)[0], self.supernet.space.num_classes], dtype)
+            alpha = {"labels": 0.0, "teacher": 1.0, "external_teacher": 1.0}.get(
+                target, member.teacher_alpha
+            )
+            inputs["teacher"] = tf.cast(teacher, dtype)
+            inputs["alpha"] = tf.cast(alpha, dtype)
         if target in ("rank_hinge", "rank_margin"):
+            inputs["sign"] = tf.cast(member.rank_sign, dtype)
+        if target == "rank_hinge":
+            inputs["pair_loss"] = tf.cast(step_state["context"][member.pair]["loss"], dtype)
+        if target == "rank_margin":
+            inputs["pair_arch"] = member.pair_arch
+            inputs["margin"] = tf.cast(member.margin, dtype)
+        return inputs
+
+    def _target_loss(self, kind: MemberKind, labels, logits, images, inputs):
+        """(the member's loss to minimize, before its weight; its loss for the context)."""
+        if kind.family in ("rank_hinge", "rank_margin"):
             loss_b = self._cross_entropy(labels, logits)
-            sign = tf.cast(member.rank_sign, loss_b.dtype)
-            if target == "rank_hinge":
+            sign = inputs["sign"]
+            if kind.family == "rank_hinge":
                 # As shipped (SCHEMES.md §4.2): margin 0, a's loss detached, so only b moves
                 # -- and its loss is pushed *up* when the prior says a is the better one.
-                loss_a = tf.cast(step_state["context"][member.pair]["loss"], loss_b.dtype)
-                return tf.nn.relu(sign * (loss_b - loss_a)), loss_b
-            logits_a = self._forward(member, member.pair_arch, images)
+                return tf.nn.relu(sign * (loss_b - inputs["pair_loss"])), loss_b
+            logits_a = self._forward(inputs["pair_arch"], images, inputs)
             loss_a = self._cross_entropy(labels, logits_a)
-            margin = tf.cast(member.margin, loss_b.dtype)
-            return tf.nn.relu(margin - sign * (loss_a - loss_b)), loss_b
-        if target in _INPLACE:
-            teacher = step_state["teacher"]
-        else:
-            teacher = self._external_logits(images, member.batch_slice, step_state)
-        kl = self._distillation(teacher, logits)
-        if target.startswith("labels+"):
-            alpha = tf.cast(member.teacher_alpha, kl.dtype)
-            loss = (1.0 - alpha) * self._cross_entropy(labels, logits) + alpha * kl
-            return loss, loss
-        return kl, kl
+            return tf.nn.relu(inputs["margin"] - sign * (loss_a - loss_b)), loss_b
+        if kind.family == "none":
+            ce = self._cross_entropy(labels, logits)
+            return ce, ce
+        alpha = inputs["alpha"]
+        ce = self._cross_entropy(labels, logits)
+        kl = self._distillation(inputs["teacher"], logits)
+        loss = (1.0 - alpha) * ce + alpha * kl
+        return loss, loss
+
+    def _run_member(self, kind: MemberKind, arch, images, labels, inputs):
+        """One member: (its gradients for the variables of ``kind.trains``, in group
+        order; its weighted loss; its loss for the step's context; its logits)."""
+        if kind.forward_only:
+            logits = self._forward(arch, images, inputs)
+            _, context_loss = self._target_loss(kind, labels, logits, images, inputs)
+            return [], tf.zeros([], logits.dtype), context_loss, logits
+        variables = [v for g in kind.trains for v in self._groups[g]]
+        with tf.GradientTape() as tape:
+            logits = self._forward(arch, images, inputs)
+            loss, context_loss = self._target_loss(kind, labels, logits, images, inputs)
+            if self.weight_decay:
+                # Only the weight copies this member routes to (SCHEMES.md §7.1 H): an
+                # unrouted copy keeps an all-zero gradient, which LazySGD skips. The
+                # coefficient is 0 for members without ``regularize``.
+                loss += inputs["l2"] * tf.cast(self.supernet.l2_penalty(arch), loss.dtype)
+            # The weight scales the whole loss: at weight 0 (a group's off-step of an
+            # alternation) the member's gradient is exactly 0, L2 included.
+            loss = loss * inputs["weight"]
+            scaled = self.optimizer.scale_loss(distribute.scale_loss(loss))
+        grads = [
+            tf.zeros(v.shape, v.dtype) if d is None else tf.convert_to_tensor(d)
+            for d, v in zip(tape.gradient(scaled, variables), variables)
+        ]
+        return grads, loss, context_loss, logits
+
+    def _member_program(self, member: Member):
+        """`_run_member` for ``member``'s kind, traced once and called by every member of
+        that kind (the sandwich's two random members and its smallest share one).
+
+        Tracing a member and grappler's optimization of it dominate the start-up of a
+        run (``benchmarks/startup.py``): with one inlined copy per member, both grew with
+        the member count. The program is marked ``_noinline``, so the step's graph calls
+        one optimized function instead of holding a copy per member, which also cuts the
+        memory that building and optimizing the graph takes. One program per replica:
+        each captures its replica's component of the mirrored variables.
+        """
+        kind = MemberKind.of(member)
+        key = (kind, distribute.replica_key())
+        programs = self._program_cache.value
+        if key not in programs:
+            programs[key] = tf.function(
+                functools.partial(self._run_member, kind),
+                autograph=False,
+                experimental_attributes={"_noinline": True},
+            )
+        return programs[key]
 
     def _external_logits(self, images, batch_slice, step_state):
         cache = step_state["external"]
@@ -368,37 +488,20 @@ class SupernetTrainer(keras.Model):
             # gradient), so all their activations are alive at once: the memory peak.
             with tf.control_dependencies(previous if self.sequential else []):
                 x, y = (tf.identity(t) for t in self._slice(member.batch_slice, images, labels))
-            if member.forward_only:
-                logits = self._forward(member, member.arch, x)
-                _, context_loss = self._target_loss(member, y, logits, x, step_state)
-                loss = tf.zeros([], logits.dtype)
+            inputs = self._member_inputs(member, x, step_state)
+            if self.share_traces:
+                run = self._member_program(member)
             else:
-                variables = [v for g in member.trains for v in self._groups[g]]
-                with tf.GradientTape() as tape:
-                    logits = self._forward(member, member.arch, x)
-                    loss, context_loss = self._target_loss(member, y, logits, x, step_state)
-                    if member.regularize and self.weight_decay:
-                        # Only the weight copies this member routes to (SCHEMES.md §7.1 H):
-                        # an unrouted copy keeps an all-zero gradient, which LazySGD skips.
-                        loss += self.weight_decay * tf.cast(
-                            self.supernet.l2_penalty(member.arch), loss.dtype
-                        )
-                    # The weight scales the whole loss: at weight 0 (a group's off-step of
-                    # an alternation) the member's gradient is exactly 0, L2 included.
-                    loss = loss * tf.cast(member.weight, loss.dtype)
-                    scaled = self.optimizer.scale_loss(distribute.scale_loss(loss))
-                member_grads = tape.gradient(scaled, variables)
+                run = functools.partial(self._run_member, MemberKind.of(member))
+            member_grads, loss, context_loss, logits = run(member.arch, x, y, inputs)
+            if member_grads:
                 start = 0
                 for g in member.trains:
                     n = len(self._groups[g])
-                    part = [
-                        tf.zeros_like(v) if d is None else tf.convert_to_tensor(d)
-                        for d, v in zip(member_grads[start : start + n], self._groups[g])
-                    ]
+                    grads[g] = _add(grads[g], member_grads[start : start + n])
                     start += n
-                    grads[g] = _add(grads[g], part)
                 previous = [t for g in member.trains for t in grads[g]]
-            if member.forward_only:
+            else:
                 previous = [logits]
             if member.is_teacher:
                 step_state["teacher"] = tf.stop_gradient(logits)
@@ -460,6 +563,7 @@ CONFIG_FIELDS = (
     "deterministic",
     "lazy_updates",
     "precision",
+    "grappler",
     "phases",
     "monitor",
     "rdnas",
@@ -530,6 +634,9 @@ def validate_config(section) -> None:
       momentum keeps moving them. Alternating variable groups need it.
     - ``precision``: ``float32``, ``mixed_bfloat16`` or ``mixed_float16`` (with loss
       scaling; one variable group only), `tfnas.precision`.
+    - ``grappler``: grappler options of the process (option -> bool), applied before any
+      stage builds a graph (`tfnas.grappler`); the default turns the function optimizer
+      off, which cut the first step's time by two thirds.
     - ``phases``: phase boundaries (optimizer steps), the peak learning rate of each phase
       (a multiple of ``learning_rate``; the cosine restarts at each boundary), per-phase
       warm-ups and an optional momentum reset at each boundary (`tfnas.schedules`).
@@ -562,6 +669,7 @@ def validate_config(section) -> None:
     fields.boolean("deterministic")
     fields.boolean("lazy_updates")
     precision.validate_config(fields)
+    grappler.validate_config(section)
     schedules.validate_config(section["phases"], warmup_epochs=section["warmup_epochs"])
     schemes.rdnas.validate_config(section["rdnas"])
     # The K-shot section's fields always; its fit with the run only when it is the scheme.
