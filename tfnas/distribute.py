@@ -245,4 +245,6 @@ def replica_key():
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return None
-    return tf.get_static_value(ctx.replica_id_in_sync_group)
+    # get_static_value gives a 0-d numpy array, which is not hashable: a dict key needs int.
+    replica = tf.get_static_value(ctx.replica_id_in_sync_group)
+    return None if replica is None else int(replica)

@@ -473,6 +473,10 @@ class SupernetTrainer(keras.Model):
 
     # -- the step ------------------------------------------------------------------------
 
+    # Not converted by AutoGraph: the step has no Python control flow on tensors (a scheme
+    # computes everything that varies as tensors, with tf.where), and converting it and
+    # every function it calls took seconds of each run's start-up (benchmarks/startup.py).
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         # (images, labels), as fit yields it, or with a sample weight, as train_on_batch
         # passes it (weights are not used: every member's loss is a plain mean).

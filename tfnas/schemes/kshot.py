@@ -121,7 +121,10 @@ def contrastive_regularizer(codes, archs, temperature=0.3, threshold=2.25) -> tf
       temperature: tau (the paper: 0.3).
       threshold: the width-distance threshold.
     """
-    codes = tf.cast(codes, tf.float32)
+    # float32 for float32 and mixed-policy (float16/bfloat16) codes, float64 for float64
+    # ones: r_c is a group loss, added to the members' losses in their dtype.
+    dtype = tf.float64 if codes.dtype == tf.float64 else tf.float32
+    codes = tf.cast(codes, dtype)
     archs = tf.convert_to_tensor(archs)
     n = tf.shape(codes)[0]
     heads = archs[:, : ss.STEM_POS]
@@ -131,7 +134,7 @@ def contrastive_regularizer(codes, archs, temperature=0.3, threshold=2.25) -> tf
     logits = tf.matmul(codes, codes, transpose_b=True) / temperature
     masked = tf.where(others, logits, tf.fill(tf.shape(logits), -1e9))
     log_p = logits - tf.reduce_logsumexp(masked, axis=1, keepdims=True)
-    weights = tf.cast(positive, tf.float32)
+    weights = tf.cast(positive, dtype)
     count = tf.reduce_sum(weights)
     return tf.math.divide_no_nan(-tf.reduce_sum(weights * log_p), count)
 
@@ -227,8 +230,13 @@ class KShotScheme(Scheme):
         odd = tf.equal(tf.math.floormod(step - self.warmup_steps, 2), 1)
         return warm, tf.logical_and(tf.logical_not(warm), odd)
 
-    def weights(self, step):
-        """(supernet step weight, simplex step weight): float32 0/1, summing to 1."""
+    def step_weights(self, step):
+        """(supernet step weight, simplex step weight): float32 0/1, summing to 1.
+
+        Not named ``weights``: that is Keras's `Layer.weights` property, which the
+        trainer's ``weights`` (and ``fit``'s last call, ``trainable_weights``) reads from
+        every sublayer, the scheme included.
+        """
         _, simplex = self.phase(step)
         w = tf.cast(simplex, tf.float32)
         return 1.0 - w, w
@@ -268,7 +276,7 @@ class KShotScheme(Scheme):
         archs = self.path_archs(step)
         codes = net.simplex_net(net.encode(archs))
         r_c = contrastive_regularizer(codes, archs, self.temperature, self.distance_threshold)
-        return self.alpha * self.weights(step)[1] * r_c
+        return self.alpha * tf.cast(self.step_weights(step)[1], r_c.dtype) * r_c
 
     # -- the scheme contract -------------------------------------------------------------
 
@@ -278,7 +286,7 @@ class KShotScheme(Scheme):
         return "uniform" if self._net.value is None else self.supernet_code(step, arch)
 
     def members(self, step):
-        w_net, w_simplex = self.weights(step)
+        w_net, w_simplex = self.step_weights(step)
         if self.supernet_step == "single_path":
             arch = self.sample(step, 0)
             members = [
