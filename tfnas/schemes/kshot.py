@@ -132,7 +132,7 @@ def contrastive_regularizer(codes, archs, temperature=0.3, threshold=2.25) -> tf
     others = ~tf.eye(n, dtype=tf.bool)
     positive = same & others & (width_distance(archs) < threshold)
     logits = tf.matmul(codes, codes, transpose_b=True) / temperature
-    masked = tf.where(others, logits, tf.fill(tf.shape(logits), -1e9))
+    masked = tf.where(others, logits, tf.fill(tf.shape(logits), tf.constant(-1e9, dtype)))
     log_p = logits - tf.reduce_logsumexp(masked, axis=1, keepdims=True)
     weights = tf.cast(positive, dtype)
     count = tf.reduce_sum(weights)
@@ -181,13 +181,13 @@ class KShotScheme(Scheme):
         seed=0,
         bounds=None,
         warmup_steps=0,
-        supernet_step="single_path",
-        num_paths=4,
+        supernet_step=DEFAULTS["supernet_step"],
+        num_paths=DEFAULTS["num_paths"],
         num_random=2,
         dropout=0.0,
-        alpha=1.0,
-        temperature=0.3,
-        distance_threshold=2.25,
+        alpha=DEFAULTS["alpha"],
+        temperature=DEFAULTS["temperature"],
+        distance_threshold=DEFAULTS["distance_threshold"],
         **kwargs,
     ):
         super().__init__(space, seed, bounds, **kwargs)
