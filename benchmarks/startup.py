@@ -24,7 +24,9 @@ Variants change how the step is traced and what grappler does to the traced grap
   cheap passes: pruning, constant folding, shape optimization), and one variant per
   expensive pass turned off, all with shared programs.
 
-Prints a Markdown table and writes ``benchmarks/startup/results.json``.
+Prints a Markdown table, writes ``benchmarks/startup/results.json`` (the last run of each
+variant) and appends every run, with the time and the load average, to
+``benchmarks/startup/runs.jsonl``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from tfnas import grappler as grappler_lib  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "startup" / "results.json"
+RUNS = HERE / "startup" / "runs.jsonl"
 
 VARIANTS = {
     "inline_members": {},
@@ -132,6 +135,10 @@ def main() -> None:
         )
         row = json.loads(out.stdout.strip().splitlines()[-1])
         results[f"{args.space}/{name}"] = row
+        # Every run, in order (results.json keeps the last of each variant).
+        with RUNS.open("a") as f:
+            f.write(json.dumps(dict(space=args.space, variant=name, when=time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), load=os.getloadavg()[0], **row)) + "\n")
         print(f"| {args.space} | {name} | {row['build_s']:.1f} | {row['first_step_s']:.1f} | "
               f"{row['step_ms']:.0f} |", flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)

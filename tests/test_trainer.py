@@ -129,6 +129,33 @@ def test_members_are_largest_smallest_and_distinct_random_archs():
                 ("labels", True, 0.2, True)] + [("teacher", False, 0.0, False)] * 4
 
 
+def test_dropout_seed_is_stateless_per_member_step_and_replica():
+    seeds = {
+        (m, step, r): tuple(trainer_lib.dropout_seed(3, step, m, r).numpy())
+        for m in range(4) for step in (0, 1) for r in (0, 1)
+    }
+    assert len(set(seeds.values())) == len(seeds)
+    assert tuple(trainer_lib.dropout_seed(3, 1, 2, 1).numpy()) == seeds[(2, 1, 1)]
+    assert tuple(trainer_lib.dropout_seed(4, 1, 2, 1).numpy()) != seeds[(2, 1, 1)]
+
+
+def test_supernet_dropout_with_a_seed_is_stateless():
+    net, scheme, _, images, _ = _setup()
+    arch = scheme.members(tf.constant(0, tf.int64))[0].arch
+
+    def logits(rate, seed):
+        seed = None if seed is None else tf.constant(seed, tf.int64)
+        return net(images, arch=arch, training=True, dropout=tf.constant(rate),
+                   dropout_seed=seed).numpy()
+
+    plain = net(images, arch=arch, training=True).numpy()
+    np.testing.assert_array_equal(logits(0.5, [1, 2]), logits(0.5, [1, 2]))
+    assert np.abs(logits(0.5, [1, 2]) - logits(0.5, [1, 3])).max() > 1e-3
+    # Rate 0 keeps every unit and scales by 1: the logits without dropout, bit for bit.
+    np.testing.assert_array_equal(logits(0.0, [1, 2]), plain)
+    np.testing.assert_array_equal(logits(0.0, None), plain)
+
+
 def test_label_smoothing_equals_keras():
     net, scheme, _, images, labels = _setup()
     trainer = trainer_lib.SupernetTrainer(net, scheme, label_smoothing=0.1)

@@ -183,7 +183,11 @@ def base_config(
     # tfnas.schemes.kshot: warm-up, alternation, r_c and the simplex-net's optimizer.
     config.train.kshot = dict(kshot.DEFAULTS)
     # tfnas.grappler: graph optimization options of the process (option -> bool).
-    config.train.grappler = dict(grappler.DEFAULTS)
+    # None is TensorFlow's default: a typed placeholder, so the command line can set it.
+    config.train.grappler = {
+        name: ml_collections.config_dict.placeholder(bool) if value is None else value
+        for name, value in grappler.DEFAULTS.items()
+    }
     config.evaluate = ml_collections.ConfigDict(
         dict(
             codes="",

@@ -588,7 +588,10 @@ class Supernet(keras.Model):
 
     # -- the forward pass ---------------------------------------------------------------
 
-    def call(self, images, arch, training=False, mix=None, dropout=0.0, bn_momentum=None):
+    def call(
+        self, images, arch, training=False, mix=None, dropout=0.0, bn_momentum=None,
+        dropout_seed=None,
+    ):
         """Logits of the subnet ``arch`` for ``images``.
 
         Args:
@@ -598,6 +601,8 @@ class Supernet(keras.Model):
             mix: optional K-shot simplex code, overriding the simplex-net.
             dropout: dropout rate before the classifier (training only), a float or a
                 scalar tensor.
+            dropout_seed: optional int [2] seed: the dropout is then stateless
+                (`tf.nn.experimental.stateless_dropout`), the same mask for the same seed.
             bn_momentum: optional momentum override for running-statistic updates (BN
                 recalibration passes ``n / (n + 1)``).
         """
@@ -627,7 +632,10 @@ class Supernet(keras.Model):
         # A tensor rate (the trainer passes one, so members with and without dropout share
         # a trace) always runs the op: at rate 0 it keeps every unit and scales by 1.
         if training and (tf.is_tensor(dropout) or dropout):
-            x = tf.nn.dropout(x, rate=dropout)
+            if dropout_seed is None:
+                x = tf.nn.dropout(x, rate=dropout)
+            else:
+                x = tf.nn.experimental.stateless_dropout(x, rate=dropout, seed=dropout_seed)
         # Logits in the variable dtype (float32 under a mixed policy), as Keras's
         # mixed-precision models return them: losses and softmax stay in full precision.
         return tf.cast(self.classifier(x, copy=copies[5]), self.dtype)

@@ -104,6 +104,19 @@ class MemberKind:
         return cls(family, tuple(member.trains), member.forward_only)
 
 
+def dropout_seed(seed: int, step, member: int, replica: int) -> tf.Tensor:
+    """The stateless dropout seed of a member's step on a replica: int64 [2].
+
+    Stateless, so a resumed run draws the masks it would have drawn; per replica, so the
+    replicas' halves of the global batch get their own masks (as torch DDP's per-rank
+    generators give). A stateful op would not do: each replica's member program is its own
+    graph, and graphs number their op seeds from the same global seed, so every replica
+    would draw the same mask.
+    """
+    mixed = ((int(seed) * 64 + int(member)) << 16) + int(replica)
+    return tf.stack([tf.cast(step, tf.int64), tf.constant(mixed, tf.int64)])
+
+
 def _add(total, part):
     """Gradient lists summed in a fixed order (None: nothing yet)."""
     return part if total is None else [a + b for a, b in zip(total, part)]
@@ -351,7 +364,8 @@ class SupernetTrainer(keras.Model):
 
     def _forward(self, arch, images, inputs):
         return self.supernet(
-            images, arch=arch, training=True, dropout=inputs["dropout"], mix=inputs.get("mix")
+            images, arch=arch, training=True, dropout=inputs["dropout"], mix=inputs.get("mix"),
+            dropout_seed=inputs["dropout_seed"],
         )
 
     def _member_inputs(self, member: Member, images, step_state) -> dict:
@@ -486,13 +500,16 @@ class SupernetTrainer(keras.Model):
         step_state = {"teacher": None, "context": {}, "external": {}}
         total = 0.0
         previous = []
-        for member in self.scheme.members(step):
+        for index, member in enumerate(self.scheme.members(step)):
             # A member starts after the previous one's gradients exist. Without the edge, the
             # graph lets every member's forward pass run first (none depends on another's
             # gradient), so all their activations are alive at once: the memory peak.
             with tf.control_dependencies(previous if self.sequential else []):
                 x, y = (tf.identity(t) for t in self._slice(member.batch_slice, images, labels))
             inputs = self._member_inputs(member, x, step_state)
+            inputs["dropout_seed"] = dropout_seed(
+                self.scheme.seed, step, index, distribute.replica_key() or 0
+            )
             if self.share_traces:
                 run = self._member_program(member)
             else:

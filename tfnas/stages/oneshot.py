@@ -24,6 +24,7 @@ from tfnas import callbacks as callbacks_lib
 from tfnas import data as data_lib
 from tfnas import distribute
 from tfnas import evaluation
+from tfnas import grappler
 from tfnas import optimizers
 from tfnas import precision
 from tfnas import schedules
@@ -50,9 +51,11 @@ def steps_per_epoch(config) -> int:
 
 # Config fields that do not change the trained weights: a run may resume with other values.
 # The strategy may change too (a preempted run may resume on another number of devices), and
-# so may the deterministic mode (it picks kernels, not the recipe).
+# so may the deterministic mode (it picks kernels, not the recipe) and grappler's options
+# (how the graph is optimized, not what it computes; and a run checkpointed before the field
+# existed resumes).
 _RESUMABLE_WITH_OTHER = ("verbose", "log_every_steps", "checkpoint_every_epochs", "monitor",
-                         "strategy", "deterministic")
+                         "strategy", "deterministic", "grappler")
 
 
 def run_config(config) -> dict:
@@ -98,6 +101,8 @@ def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = 
     """
     # First: op determinism is process-global and must precede anything traced or random.
     distribute.configure_determinism(config.train.deterministic, config.seed)
+    # Also process-global, read when the step's graph is first optimized (tfnas.grappler).
+    grappler.apply(config.train.grappler)
     strategy = strategy or distribute.make_strategy(config.train.strategy)
     distribute.check_global_batch(config.train.batch_size, strategy)
     steps = steps_per_epoch(config)

@@ -177,11 +177,8 @@ def run_stage(name: str, config: Any, args: StageArgs) -> int:
     if not args.workdir:
         raise ValueError("no workdir: pass --workdir=DIR (created if missing)")
     from tfnas import config_lib  # imports TensorFlow (through tfnas.data)
-    from tfnas import grappler
 
     config_lib.validate_config(config)
-    # Process-global, and read when a graph is first optimized: before the stage builds one.
-    grappler.apply(config.train.grappler)
     status = STAGES[name].run(config, args)
     return 0 if status is None else int(status)
 
