@@ -15,8 +15,8 @@ Variants change how the step is traced and what grappler does to the traced grap
 (``tf.config.optimizer``):
 
 - ``inline_members``: every member traced and inlined on its own
-  (``SupernetTrainer(share_traces=False)``), TensorFlow's default grappler: the engine
-  before start-up was worked on;
+  (``SupernetTrainer(share_traces=False)``; the folded targets and tensor inputs stay),
+  TensorFlow's default grappler;
 - ``default``: members of one kind share one traced program (the trainer's default),
   TensorFlow's default grappler;
 - ``tfnas``: shared programs and `tfnas.grappler.DEFAULTS` (what ``bin/train`` runs);

@@ -655,9 +655,10 @@ def validate_config(section) -> None:
       momentum keeps moving them. Alternating variable groups need it.
     - ``precision``: ``float32``, ``mixed_bfloat16`` or ``mixed_float16`` (with loss
       scaling; one variable group only), `tfnas.precision`.
-    - ``grappler``: grappler options of the process (option -> bool), applied before any
-      stage builds a graph (`tfnas.grappler`); the default turns the function optimizer
-      off, which cut the first step's time by two thirds.
+    - ``grappler``: grappler options of the process (option -> bool or None), applied by
+      the supernet-training stages before they build the step (`tfnas.grappler`); the
+      default turns the function optimizer
+      off, which halved the first step's time (README, "Start-up and graph memory").
     - ``phases``: phase boundaries (optimizer steps), the peak learning rate of each phase
       (a multiple of ``learning_rate``; the cosine restarts at each boundary), per-phase
       warm-ups and an optional momentum reset at each boundary (`tfnas.schedules`).
