@@ -52,6 +52,8 @@ ARGS = [
     "--config=configs/fmnist.py:tiny",
     "--config.data.train_subset=8",
     "--config.supernet.dropout=0.0",
+    # The stage sets the dtype policy from this field (keras.json's floatx does not reach it).
+    "--config.train.precision=float64",
 ]
 
 

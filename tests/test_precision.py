@@ -44,9 +44,10 @@ def test_policy_scope_sets_and_restores_the_global_policy(name, compute, variabl
 
 def test_apply_policy_refuses_unknown_names():
     before = keras.config.dtype_policy().name
-    with pytest.raises(ValueError, match=r"precision='float64' is invalid: expected one of "
-                                         r"'float32', 'mixed_bfloat16', 'mixed_float16'"):
-        precision.apply_policy("float64")
+    with pytest.raises(ValueError, match=r"precision='float8' is invalid: expected one of "
+                                         r"'float32', 'mixed_bfloat16', 'mixed_float16', "
+                                         r"'float64'"):
+        precision.apply_policy("float8")
     assert keras.config.dtype_policy().name == before
 
 

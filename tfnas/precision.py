@@ -17,6 +17,9 @@ Policies (`POLICIES`):
 - ``mixed_bfloat16``: variables in float32, layer computations in bfloat16 (Keras mixed
   precision). bfloat16 has float32's exponent range, so no loss scaling; CPUs with
   AVX512_BF16 (and TPUs, recent GPUs) run its matmuls and convolutions natively.
+- ``float64``: everything in float64: slow, for reference runs that compare training
+  paths to round-off (the multi-worker test); a ``keras.json`` floatx does not reach the
+  stages, which set the policy from this field.
 - ``mixed_float16``: computations in float16, whose small range underflows small
   gradients: the optimizer is a `keras.optimizers.LossScaleOptimizer` (dynamic loss
   scaling: the loss is multiplied by a scale before the gradient, the gradients divided
@@ -48,7 +51,7 @@ __all__ = [
     "wrap_optimizer",
 ]
 
-POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16", "float64")
 
 
 def _check(name, what: str = "precision") -> str:
