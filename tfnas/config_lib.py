@@ -162,7 +162,8 @@ def base_config(
             deterministic=False,
             # tfnas.optimizers.LazySGD: copies no member touched stay as they are.
             lazy_updates=True,
-            # tfnas.precision.POLICIES: float32, mixed_bfloat16, mixed_float16 (loss-scaled).
+            # tfnas.precision.POLICIES: float32, mixed_bfloat16, mixed_float16 (loss-scaled),
+            # float64 (reference runs).
             precision="float32",
             # tfnas.schedules: phase boundaries (optimizer steps; () = one phase), one peak per
             # phase (x learning_rate; the cosine restarts at each boundary), per-phase warm-ups
