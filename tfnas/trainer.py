@@ -414,11 +414,10 @@ class SupernetTrainer(keras.Model):
             logits_a = self._forward(inputs["pair_arch"], images, inputs)
             loss_a = self._cross_entropy(labels, logits_a)
             return tf.nn.relu(inputs["margin"] - sign * (loss_a - loss_b)), loss_b
+        ce = self._cross_entropy(labels, logits)
         if kind.family == "none":
-            ce = self._cross_entropy(labels, logits)
             return ce, ce
         alpha = inputs["alpha"]
-        ce = self._cross_entropy(labels, logits)
         kl = self._distillation(inputs["teacher"], logits)
         loss = (1.0 - alpha) * ce + alpha * kl
         return loss, loss
@@ -515,7 +514,7 @@ class SupernetTrainer(keras.Model):
             else:
                 run = functools.partial(self._run_member, MemberKind.of(member))
             member_grads, loss, context_loss, logits = run(member.arch, x, y, inputs)
-            if member_grads:
+            if not member.forward_only:
                 start = 0
                 for g in member.trains:
                     n = len(self._groups[g])
@@ -657,8 +656,8 @@ def validate_config(section) -> None:
       scaling; one variable group only), `tfnas.precision`.
     - ``grappler``: grappler options of the process (option -> bool or None), applied by
       the supernet-training stages before they build the step (`tfnas.grappler`); the
-      default turns the function optimizer
-      off, which halved the first step's time (README, "Start-up and graph memory").
+      default turns the function optimizer off, which halved the first step's time
+      (README, "Start-up and graph memory").
     - ``phases``: phase boundaries (optimizer steps), the peak learning rate of each phase
       (a multiple of ``learning_rate``; the cosine restarts at each boundary), per-phase
       warm-ups and an optional momentum reset at each boundary (`tfnas.schedules`).
