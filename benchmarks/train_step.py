@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/train_step.py --bench=step       # issue: elastic supernet
     .venv/bin/python benchmarks/train_step.py --bench=sandwich   # issue: one-shot stage
     .venv/bin/python benchmarks/train_step.py --bench=memory     # peak RSS, sandwich vs plain
+    .venv/bin/python benchmarks/train_step.py --bench=copies     # few-shot: G=7 vs G=1 step
 
 ``step``: one SGD step of the supernet for an arch (one trace for all archs) against one
 step of the static model of that arch, for the largest, the smallest and the median-FLOPs
@@ -18,7 +19,12 @@ each optimizer for loss scaling. ``precision``: the sandwich step in float32 aga
 mixed_bfloat16 in one process, steps alternating (``--spaces=fmnist``: one space).
 ``--grappler=tfnas`` (the default) applies `tfnas.grappler.DEFAULTS`, as ``bin/train``
 does; ``--grappler=tf`` keeps TensorFlow's defaults. ``--share-traces=False`` inlines
-every sandwich member (``SupernetTrainer(share_traces=False)``).
+every sandwich member (``SupernetTrainer(share_traces=False)``). The memory children inherit
+the environment, so ``LD_PRELOAD=<another malloc> ... --bench=memory`` measures under that
+allocator. ``--tensor-stats``
+adds TensorFlow's own count of the tensors' bytes (built / peak / growth): the part of the
+growth a GPU's device memory would hold (the children then allocate with TF's BFC allocator,
+as on a GPU, instead of malloc).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfnas import grappler  # noqa: E402
+from tfnas import optimizers  # noqa: E402
 from tfnas import precision  # noqa: E402
 from tfnas import schemes  # noqa: E402
 from tfnas import search_space as ss  # noqa: E402
@@ -50,6 +57,7 @@ SETTINGS = {"fmnist": (128, 28), "imagenet": (32, 64)}
 # Set from the flags in main (the memory children get them passed on).
 GRAPPLER = ["tfnas"]
 SHARE_TRACES = [True]
+TENSOR_STATS = [False]
 
 
 def median_flops_arch(space, n=2000, seed=0):
@@ -187,6 +195,48 @@ def bench_sandwich(steps):
         )
 
 
+def bench_copies(steps):
+    """Few-shot's cost: the sandwich step of a supernet with G = 7 weight copies
+    (``stage_width_nested`` routing, the `fewshot` scheme's per-copy learning rates, lazy
+    SGD, as ``--stage=fewshot`` trains at G_max) against G = 1, same members and data. Both
+    are built and traced first, then their steps alternate (this host is shared)."""
+    print("| space | batch | px | G=1 (ms) | G=7 (ms) | G=7 / G=1 | params G=1 | params G=7 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, (batch, size) in SETTINGS.items():
+        space = ss.get_space(name)
+        images, labels = data(space, batch, size)
+        fns, params = {}, {}
+        for g in (1, 7):
+            keras.utils.set_random_seed(0)
+            net = supernet_lib.Supernet(
+                name, num_copies=g, routing="shared" if g == 1 else "stage_width_nested"
+            )
+            net.build()
+            trainer = trainer_lib.SupernetTrainer(
+                net, schemes.FewShotScheme(space), share_traces=SHARE_TRACES[0]
+            )
+            trainer.compile(
+                optimizer=optimizers.LazySGD(learning_rate=0.01, momentum=0.9),
+                jit_compile=False,
+            )
+            step = tf.function(trainer.train_step, jit_compile=False)
+            fns[g] = lambda step=step, d=(images, labels): step(d)["loss"].numpy()
+            params[g] = net.count_params()
+            for _ in range(3):  # trace and warm up
+                fns[g]()
+        times = {g: [] for g in fns}
+        for _ in range(steps):
+            for g, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                times[g].append(time.perf_counter() - start)
+        t1, t7 = (statistics.median(times[g]) for g in (1, 7))
+        print(
+            f"| {name} | {batch} | {size} | {t1 * 1e3:.1f} | {t7 * 1e3:.1f} | {t7 / t1:.2f} | "
+            f"{params[1]:,} | {params[7]:,} |", flush=True,
+        )
+
+
 def bench_precision(steps):
     """The sandwich step in float32 against mixed_bfloat16 (and float16), in one process.
 
@@ -253,43 +303,70 @@ def memory_child(kind, name, steps):
         trainer.optimizer.build(net.trainable_variables)
         step = tf.function(trainer.train_step, jit_compile=False)
         built = _rss_mib()
-        for _ in range(steps):
-            step((images, labels))
+        tensors_built = _tensor_memory_mib()["built"]
+        run = lambda: step((images, labels))  # noqa: E731
     else:
         model = static.build_static_model(space, space.largest(), image_size=size)
         fn = static_step_fn(model, images, labels)
         built = _rss_mib()
-        for _ in range(steps):
-            fn()
-    print(built, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        tensors_built = _tensor_memory_mib()["built"]
+        run = fn
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The step time beside the memory: the median of the steps after the first (tracing).
+    ms = statistics.median(times[1:] or times) * 1e3
+    print(ms, tensors_built, _tensor_memory_mib()["peak"], built, peak)
+
+
+def _tensor_memory_mib() -> dict:
+    """TensorFlow's own count of the CPU tensors' bytes (current and peak, MiB): only with
+    ``TF_CPU_ALLOCATOR_USE_BFC=true``; NaN otherwise."""
+    try:
+        info = tf.config.experimental.get_memory_info("CPU:0")
+    except ValueError:
+        return {"built": float("nan"), "peak": float("nan")}
+    return {"built": info["current"] / 2**20, "peak": info["peak"] / 2**20}
 
 
 def bench_memory(steps, spaces=None):
     """Peak RSS and its growth over the built state (weights, optimizer slots, data):
     ``sandwich`` runs its members one after another (the default), ``overlap`` lets the
     runtime overlap them (``SupernetTrainer(sequential=False)``), ``plain`` trains the
-    largest plain model."""
+    largest plain model. Each cell ends with the child's median step time after its first
+    step (the memory children run one after another; on a shared host, time the steps with
+    ``--bench=sandwich``, which alternates nothing but measures in one process)."""
     kinds = ("sandwich", "overlap", "plain")
-    print("| space | " + " | ".join(f"{k}: built / peak / growth (MiB)" for k in kinds) + " |")
+    print("| space | " + " | ".join(f"{k}: built / peak / growth (MiB), step" for k in kinds)
+          + " |")
     print("|---|" + "---|" * len(kinds))
     for name in spaces or SETTINGS:
         cells = []
         for kind in kinds:
+            env = dict(os.environ)  # e.g. LD_PRELOAD of another malloc reaches the children
+            if TENSOR_STATS[0]:
+                env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
             out = subprocess.run(
                 [sys.executable, __file__, "--memory-child", kind, "--space", name,
                  "--steps", str(steps), "--precision", keras.config.dtype_policy().name,
                  "--grappler", GRAPPLER[0], f"--share-traces={SHARE_TRACES[0]}"],
-                check=True, capture_output=True, text=True,
+                check=True, capture_output=True, text=True, env=env,
             ).stdout.split()
-            built, peak = float(out[-2]), float(out[-1])
-            cells.append(f"{built:.0f} / {peak:.0f} / {peak - built:.0f}")
+            ms, t_built, t_peak, built, peak = (float(x) for x in out[-5:])
+            cell = f"{built:.0f} / {peak:.0f} / {peak - built:.0f}, {ms:.0f} ms"
+            if TENSOR_STATS[0]:
+                cell += f" (tensors {t_built:.0f} / {t_peak:.0f} / {t_peak - t_built:.0f})"
+            cells.append(cell)
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--bench", choices=["step", "sandwich", "memory", "precision"], default="step"
+        "--bench", choices=["step", "sandwich", "memory", "precision", "copies"], default="step"
     )
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--memory-child", choices=["sandwich", "overlap", "plain"])
@@ -298,11 +375,17 @@ def main():
     parser.add_argument("--grappler", choices=["tfnas", "tf"], default="tfnas")
     parser.add_argument("--share-traces", choices=["True", "False"], default="True")
     parser.add_argument(
+        "--tensor-stats", action="store_true",
+        help="memory: also TensorFlow's count of the tensors' bytes (children run with "
+        "TF_CPU_ALLOCATOR_USE_BFC=true, TF's GPU allocator on the CPU)",
+    )
+    parser.add_argument(
         "--spaces", default=",".join(SETTINGS), help="comma-separated spaces to benchmark"
     )
     args = parser.parse_args()
     precision.apply_policy(args.precision)
     GRAPPLER[0] = args.grappler
+    TENSOR_STATS[0] = args.tensor_stats
     SHARE_TRACES[0] = args.share_traces == "True"
     if args.grappler == "tfnas":
         grappler.apply(grappler.DEFAULTS)
@@ -315,7 +398,8 @@ def main():
         memory_child(args.memory_child, args.space, args.steps)
         return
     benches = dict(
-        step=bench_step, sandwich=bench_sandwich, memory=bench_memory, precision=bench_precision
+        step=bench_step, sandwich=bench_sandwich, memory=bench_memory, precision=bench_precision,
+        copies=bench_copies,
     )
     benches[args.bench](args.steps)
 

@@ -190,9 +190,33 @@ def test_metadata_fields(exported):
     }
     assert meta["metrics"] == {"acc": 0.5}
     assert meta["supernet"]["routing"] == "shared"
+    assert meta["weight_copies"] == dict.fromkeys(
+        ("stem", "stage1", "stage2", "stage3", "stage4", "classifier"), 0
+    )
     assert meta["tfnas_version"] and meta["tensorflow_version"] == tf.__version__
     created = datetime.datetime.fromisoformat(meta["created"])
     assert abs(datetime.datetime.now(datetime.UTC) - created).total_seconds() < 3600
+
+
+def test_metadata_names_the_few_shot_group_of_each_location(tmp_path, metadata):
+    # G = 3, stage_width_nested: per location the widest distinct channel value owns copy 0,
+    # the second widest copy 1, every narrower one copy 2; the stem is not split and the
+    # classifier follows stage 4. By hand from the fmnist width table: stage 1 out digit 1
+    # (8 of 8/7/6) -> 0; stage 2 digit 2 (15 of 16/15/14/...) -> 1; stage 3 digit 7 (22,
+    # the 7th value) -> 2; stage 4 digit 2 (61 of 64/61/...) -> 1.
+    keras.utils.set_random_seed(0)
+    net = supernet_lib.Supernet(space="fmnist", num_copies=3, routing="stage_width_nested")
+    net.build()
+    largest = SPACE.largest()
+    arch = ss.Arch(1, largest.depths, 1, largest.mids, (1, 2, 7, 2))
+    meta = export.read_metadata(
+        export.export_subnet(net, arch, tmp_path / "g3", metadata=metadata)
+    )
+    assert meta["supernet"]["routing"] == "stage_width_nested"
+    assert meta["supernet"]["num_copies"] == 3
+    assert meta["weight_copies"] == {
+        "stem": 0, "stage1": 0, "stage2": 1, "stage3": 2, "stage4": 1, "classifier": 1
+    }
 
 
 def test_checkpoint_source_records_its_sha256(tmp_path):

@@ -29,9 +29,11 @@ What an export directory holds:
   [None, num_classes], "probabilities": softmax(logits)}``. Only the arch's slices of the
   weights are stored, so an export grows with the subnet.
 * ``tfnas_metadata.json`` (`METADATA_FILE`): the arch (code, space variant, depths, widths),
-  FLOPs (multiply-accumulates) and params, input shape, the preprocessing the signature
-  expects, the signature, the source supernet (checkpoint path and sha256, or "freshly
-  initialized"), metrics when known, tfnas/TensorFlow/Keras versions and the creation time.
+  the supernet's routing and the weight copy each location of the arch was taken from
+  (``weight_copies``: a few-shot supernet's group per stage), FLOPs (multiply-accumulates)
+  and params, input shape, the preprocessing the signature expects, the signature, the
+  source supernet (checkpoint path and sha256, or "freshly initialized"), metrics when
+  known, tfnas/TensorFlow/Keras versions and the creation time.
 
 Preprocessing: ``images`` must be preprocessed exactly as `tfnas.data.build_dataset` yields
 evaluation batches (``training=False``): pixels scaled to [0, 1] (``x / 255``), resized /
@@ -67,6 +69,7 @@ import tensorflow as tf
 import tfnas
 from tfnas import search_space as ss
 from tfnas import static
+from tfnas import supernet as supernet_lib
 
 __all__ = [
     "METADATA_FILE",
@@ -227,6 +230,19 @@ def _supernet_metadata(supernet) -> dict:
     }
 
 
+def _copies_metadata(supernet, arch) -> dict:
+    """Which weight copy (few-shot group, sub-supernet) of each location the arch's weights
+    came from: ``{"stem": i, "stage1": i, ..., "classifier": i}``, all 0 for a one-shot
+    supernet (`tfnas.supernet.Supernet.copies`, the routing the supernet trained with)."""
+    if not hasattr(supernet, "copies"):
+        return {}
+    copies = supernet.copies(supernet_lib.arch_tensor(arch, supernet.space)).numpy()
+    return {name: int(c) for name, c in zip(_LOCATION_NAMES, copies)}
+
+
+_LOCATION_NAMES = ("stem", "stage1", "stage2", "stage3", "stage4", "classifier")
+
+
 def _check_preprocessing(metadata: dict, channels: int) -> dict:
     prep = metadata.get("preprocessing")
     problem = None
@@ -297,6 +313,7 @@ def export_subnet(
         "code": arch.code,
         "space": space.name,
         "supernet": _supernet_metadata(supernet),
+        "weight_copies": _copies_metadata(supernet, arch),
         "resolution": arch.resolution,
         "depths": list(arch.depths),
         "widths": {
