@@ -117,7 +117,10 @@ def main():
     for arm in ("oneshot", "fewshot"):
         scores = scores_of(OUT / arm)
         if scores is not None:
-            preds[f"{arm} (+{len(PEAKS) * STEPS[0]} steps)"] = scores
+            # The steps the arm ran, from its own resolved config (not this run's --steps).
+            config = json.loads((OUT / arm / arm / "config.json").read_text())
+            steps = len(PEAKS) * int(config["train"]["steps_per_epoch"])
+            preds[f"{arm} (+{steps} steps)"] = scores
     codes = [c for c in gt if all(c in p for p in preds.values())]
     truth = [gt[c] for c in codes]
     report = {"n": len(codes), "rankers": {}, "paired": {}}
