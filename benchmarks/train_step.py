@@ -21,10 +21,10 @@ mixed_bfloat16 in one process, steps alternating (``--spaces=fmnist``: one space
 does; ``--grappler=tf`` keeps TensorFlow's defaults. ``--share-traces=False`` inlines
 every sandwich member (``SupernetTrainer(share_traces=False)``). The memory children inherit
 the environment, so ``LD_PRELOAD=<another malloc> ... --bench=memory`` measures under that
-allocator. ``--tensor-stats``
-adds TensorFlow's own count of the tensors' bytes (built / peak / growth): the part of the
-growth a GPU's device memory would hold (the children then allocate with TF's BFC allocator,
-as on a GPU, instead of malloc).
+allocator. ``--tensor-stats`` adds TensorFlow's own count of the tensors' bytes (built /
+peak / growth): the part of the growth a GPU's device memory would hold (the children then
+allocate with TF's BFC allocator, as on a GPU, instead of malloc). ``copies``: few-shot's
+sandwich step at G = 7 weight copies against G = 1 (`bench_copies`).
 """
 
 from __future__ import annotations
