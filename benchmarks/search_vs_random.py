@@ -63,7 +63,8 @@ def bin_train(*args: str) -> None:
 
 
 def budget_dir(budget: float) -> Path:
-    return OUT / f"budget_{budget:.0e}".replace("+0", "").replace("+", "")
+    """``budget_8M`` for 8e6 FLOPs: one directory per budget."""
+    return OUT / f"budget_{budget / 1e6:g}M"
 
 
 def search(budget: float, population: int, generations: int) -> dict:
