@@ -1,0 +1,217 @@
+"""Ranking distillation (RD-NAS) against the plain sandwich rule, at equal steps.
+
+    .venv/bin/python benchmarks/rdnas_vs_sandwich.py [--arms=sandwich,flops_hinge,...]
+        [--steps=100] [--report_only]
+
+Every arm starts from the committed Fashion-MNIST benchmark supernet
+(``fmnist_ranking/run/oneshot/supernet.keras``: 3 x 200 sandwich steps) and trains
+3 epochs x ``--steps`` steps of batch 128 with `configs/fmnist_ranking.py` (``--stage=oneshot``,
+``supernet.init_from``, peak learning rate 0.01 without warm-up, cosine to 0), then scores
+the 40 ground-truth archs after BN recalibration (``--stage=evaluate``). The arms:
+
+* ``sandwich``: the sandwich rule alone (largest, smallest, 2 random; in-place distillation);
+* ``flops_hinge``: ``train.scheme=rdnas``, FLOPs prior in-graph, the hinge as shipped (margin 0,
+  gradient to the second subnet only; SCHEMES.md §4.2);
+* ``flops_margin``: the same with the paper's margin ranking loss (group distance as margin,
+  both losses live);
+* ``synflow_hinge``: the prior is SynFlow read from a proxy table over a pool of 200 random
+  codes of the space (not the ground-truth archs: ``pool.txt``, scored by ``--stage=proxies``
+  with ``proxies.names=("synflow",)``). SynFlow is the best proxy other than FLOPs and params
+  on the 40 ground-truth archs (tau +0.213, tied with Zen, which costs 5x more; README,
+  "Zero-cost proxies").
+
+RD arms add ``num_pairs=2`` ranked pairs per step, with lambda constant at the shipped plateau
+2 (``lambda_schedule=constant``): the shipped ramp (``min(2, epoch/10)``) exists to let a
+fresh supernet learn first, and every arm here starts from a trained one. "Equal budget" is
+equal steps and images, as in seed paper 003; the RD arms cost more per step (their
+wall-clock seconds per step are in the report).
+
+The report ranks every arm and every zero-cost proxy on the 40 archs against the ground
+truth (seed 0) with `tfnas.ranking.ranking_report`: Kendall tau with bootstrap CIs, and the
+paired tau difference of every ranker against the sandwich arm (paired bootstrap CI,
+permutation p). The ceiling is the ground truth's agreement with itself (seed 0 vs seed 1,
+n = 15). Each step is a resumable stage: rerun the same command after a kill. Products:
+``rdnas_vs_sandwich/`` (``report.json``, ``report.md``, ``pool.txt`` and each arm's workdir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from tfnas import ranking  # noqa: E402
+from tfnas import scores as scores_lib  # noqa: E402
+from tfnas import search_space as ss  # noqa: E402
+from tfnas.stages import registry  # noqa: E402
+
+SOURCE = HERE / "fmnist_ranking" / "run" / "oneshot" / "supernet.keras"
+ARCHS = HERE / "fmnist_ranking" / "archs.txt"
+PROXIES = HERE / "fmnist_ranking" / "run" / "proxies" / "scores.json"
+GT = HERE / "fmnist_ranking" / "standalone" / "ground_truth.seed0.json"
+GT2 = HERE / "fmnist_ranking" / "standalone" / "ground_truth.seed1.json"
+OUT = HERE / "rdnas_vs_sandwich"
+POOL_SIZE, POOL_SEED = 200, 7
+EPOCHS = 3
+ARMS = {
+    "sandwich": [],
+    "flops_hinge": ["--config.train.rdnas.prior=flops", "--config.train.rdnas.loss=hinge"],
+    "flops_margin": ["--config.train.rdnas.prior=flops", "--config.train.rdnas.loss=margin"],
+    "synflow_hinge": [
+        "--config.train.rdnas.prior=table", "--config.train.rdnas.proxy_name=synflow",
+        f"--config.train.rdnas.proxy_table={OUT / 'pool' / 'proxies' / 'scores.json'}",
+        "--config.train.rdnas.loss=hinge",
+    ],
+}
+RD_COMMON = [
+    "--config.train.scheme=rdnas",
+    "--config.train.rdnas.lambda_schedule=constant",
+    "--config.train.rdnas.lambda_max=2.0",
+]
+
+
+def bin_train(config: str, *args: str) -> None:
+    cmd = [str(ROOT / "bin" / "train"), f"--config={ROOT / 'configs' / config}", *args]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def make_pool() -> Path:
+    """``pool.txt``: POOL_SIZE random codes of the space, none of them a ground-truth arch."""
+    path = OUT / "pool.txt"
+    if path.exists():
+        return path
+    space = ss.get_space("fmnist")
+    held_out = {line.strip() for line in ARCHS.read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    rng = np.random.default_rng(POOL_SEED)
+    codes: list[str] = []
+    while len(codes) < POOL_SIZE:
+        code = space.sample(rng).code()
+        if code not in held_out and code not in codes:
+            codes.append(code)
+    OUT.mkdir(parents=True, exist_ok=True)
+    header = (f"# {POOL_SIZE} codes sampled uniformly from the fmnist space "
+              f"(numpy default_rng({POOL_SEED})), ground-truth archs excluded\n")
+    path.write_text(header + "\n".join(codes) + "\n")
+    return path
+
+
+def run_arm(arm: str, steps: int) -> None:
+    if arm.startswith("synflow"):
+        pool = make_pool()
+        bin_train("fmnist_ranking.py", "--stage=proxies", f"--codes={pool}",
+                  f"--workdir={OUT / 'pool'}", "--config.proxies.names=('synflow',)")
+    overrides = [
+        f"--workdir={OUT / arm}", f"--config.supernet.init_from={SOURCE}",
+        f"--config.train.epochs={EPOCHS}", f"--config.train.steps_per_epoch={steps}",
+        "--config.train.learning_rate=0.01", "--config.train.warmup_epochs=0",
+        *(RD_COMMON if ARMS[arm] else []), *ARMS[arm],
+    ]
+    timing = OUT / arm / "timing.json"
+    if not timing.exists():
+        marker = OUT / arm / "oneshot.started"
+        resumed = marker.exists()
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        start = time.perf_counter()
+        bin_train("fmnist_ranking.py", "--stage=oneshot", *overrides)
+        # Wall time of the whole stage (start-up included); a resumed stage is not timed.
+        timing.write_text(json.dumps({"oneshot_seconds": time.perf_counter() - start,
+                                      "resumed": resumed}))
+    bin_train("fmnist_ranking.py", "--stage=evaluate", f"--codes={ARCHS}", *overrides)
+
+
+def arm_scores(arm: str) -> dict[str, float] | None:
+    results = registry.read_manifest(str(OUT / arm), "evaluate").get("results")
+    if not results:
+        return None
+    return dict(scores_lib.load_scores(results, "results"))
+
+
+def seconds_per_step(arm: str, steps: int) -> float | None:
+    """The oneshot stage's wall seconds (start-up included) per step, if it ran in one go."""
+    path = OUT / arm / "timing.json"
+    if not path.exists():
+        return None
+    timing = json.loads(path.read_text())
+    return None if timing["resumed"] else timing["oneshot_seconds"] / steps
+
+
+def proxy_scores() -> dict[str, dict[str, float]]:
+    payload = json.loads(PROXIES.read_text())
+    out: dict[str, dict[str, float]] = {}
+    for name in payload["proxies"]:
+        if name in ("flops", "params"):
+            continue  # ranking_report has them already
+        out[f"proxy {name}"] = {
+            row["code"]: row["scores"][name] for row in payload["results"]
+            if row["scores"].get(name) is not None
+        }
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--steps", type=int, default=100, help="steps per epoch (3 epochs)")
+    parser.add_argument("--report_only", action="store_true")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    args = parser.parse_args()
+    arms = args.arms.split(",")
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"error: unknown arms {unknown}; expected some of {list(ARMS)}")
+    if not args.report_only:
+        for arm in arms:
+            run_arm(arm, args.steps)
+
+    gt = dict(scores_lib.load_scores(str(GT), "ground_truth"))
+    gt2 = dict(scores_lib.load_scores(str(GT2), "ground_truth"))
+    done = {arm: s for arm in ARMS if (s := arm_scores(arm)) is not None}
+    if "sandwich" not in done:
+        raise SystemExit("error: the sandwich arm has no scores yet; run it first")
+    common = [c for c in gt2 if c in gt]
+    ceiling = ranking.kendall_tau([gt[c] for c in common], [gt2[c] for c in common],
+                                  n_boot=args.bootstrap)
+    extra = {f"rd {arm}": s for arm, s in done.items() if arm != "sandwich"}
+    extra.update(proxy_scores())
+    report = ranking.ranking_report(
+        done["sandwich"], gt, "fmnist", n_boot=args.bootstrap, pred_name="sandwich",
+        extra_rankers=extra, ceiling=ceiling["value"],
+    )
+    report["ceiling_tau"] = {"n": len(common), **ceiling}
+    report["arms"] = {}
+    for arm in done:
+        config = json.loads((OUT / arm / "oneshot" / "config.json").read_text())
+        steps = int(config["train"]["epochs"]) * int(config["train"]["steps_per_epoch"])
+        report["arms"][arm] = {
+            "steps": steps,
+            "mean_acc": float(np.mean(list(done[arm].values()))),
+            "seconds_per_step": seconds_per_step(arm, steps),
+        }
+    (OUT / "report.json").write_text(json.dumps(report, indent=1))
+    lines = [ranking.format_report(report), "",
+             f"Ceiling (ground truth seed 0 vs seed 1, n = {len(common)}): tau "
+             f"{ceiling['value']:+.3f} [{ceiling['ci'][0]:+.3f}, {ceiling['ci'][1]:+.3f}].",
+             "", "| arm | steps | mean supernet acc | s/step |", "|---|---|---|---|"]
+    for arm, r in report["arms"].items():
+        sec = "" if r["seconds_per_step"] is None else f"{r['seconds_per_step']:.2f}"
+        lines.append(f"| {arm} | {r['steps']} | {r['mean_acc']:.4f} | {sec} |")
+    (OUT / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
