@@ -169,7 +169,12 @@ class ElasticConv2D(keras.layers.Layer):
     def call(self, inputs, filters=None, copy=0, mix=None):
         filters = self.filters if filters is None else filters
         kernel = self.merged_kernel(tf.shape(inputs)[-1], filters, copy, mix)
-        return tf.nn.conv2d(inputs, kernel, strides=self.strides, padding="SAME")
+        out = tf.nn.conv2d(inputs, kernel, strides=self.strides, padding="SAME")
+        # oneDNN's CPU convolution (on under tfnas, see tfnas/__init__.py) returns the input's
+        # channel count for an empty batch (TF_NOTES.md), which a replica gets as its share of
+        # a short final batch; the reshape (metadata only) restores the true shape.
+        shape = tf.shape(out)
+        return tf.reshape(out, tf.stack([shape[0], shape[1], shape[2], tf.shape(kernel)[-1]]))
 
     def get_config(self):
         config = super().get_config()
