@@ -14,14 +14,18 @@ import sys
 import textwrap
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from configs import fmnist
 from tfnas import config_lib
+from tfnas import evaluation
 from tfnas import nsga2
 from tfnas import search
 from tfnas import search_space as ss
+from tfnas import supernet as supernet_lib
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras_tuner")
 
@@ -139,6 +143,51 @@ def test_rerun_of_a_finished_search_scores_nothing(reference):
     again, evaluator = run_search(workdir, s, 4)
     assert evaluator.calls == []
     assert search.evaluated_rows(again) == search.evaluated_rows(oracle)
+
+
+# Every supernet kind the search scores: one-shot, few-shot groups (G = 3 nested), SSE's
+# sub-supernets (the (d3, d4) buckets) and K-shot (K = 2, merged by the simplex-net).
+SUPERNET_KINDS = {
+    "shared": {},
+    "fewshot_groups": dict(num_copies=3, routing="stage_width_nested"),
+    "sub_supernets": dict(num_copies=5, routing="depth34_table"),
+    "kshot": dict(num_kernels=2),
+}
+
+
+def hand_accuracy(net, code, recal, evals):
+    """Recalibrate ``code`` one batch at a time (momentum n / (n + 1), the exact mean), then
+    count its hits batch by batch: what an evaluator should do, without the evaluator."""
+    arch = supernet_lib.arch_tensor(code, SPACE)
+    for n, (images,) in enumerate(recal):
+        net(images, arch=arch, training=True, bn_momentum=n / (n + 1.0))
+    hits = 0
+    for x, y in evals:
+        predicted = tf.argmax(net(x, arch=arch), -1, output_type=tf.int32)
+        hits += int(tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.int32)))
+    return hits / sum(int(y.shape[0]) for _, y in evals)
+
+
+@pytest.mark.parametrize("kind", list(SUPERNET_KINDS))
+def test_search_scores_every_supernet_kind_through_the_evaluator(kind, tmp_path):
+    keras.utils.set_random_seed(0)
+    net = supernet_lib.Supernet("fmnist", **SUPERNET_KINDS[kind])
+    net.build()
+    rng = np.random.default_rng(0)
+    recal = [(tf.constant(rng.normal(size=(8, 28, 28, 1)), tf.float32),) for _ in range(2)]
+    evals = [
+        (
+            tf.constant(rng.normal(size=(16, 28, 28, 1)), tf.float32),
+            tf.constant(rng.integers(0, 10, size=16), tf.int32),
+        )
+        for _ in range(2)
+    ]
+    evaluator = evaluation.SubnetEvaluator(net, recal, evals)
+    oracle, _ = run_search(tmp_path, settings(population=4), 2, evaluator=evaluator)
+    rows = search.evaluated_rows(oracle)
+    assert len(rows) == 8 and len({r["code"] for r in rows}) == 8
+    for row in rows[:4] + rows[-2:]:  # generation 0 and two children
+        assert row["acc"] == pytest.approx(hand_accuracy(net, row["code"], recal, evals))
 
 
 def _interrupt_save(at):
