@@ -2,19 +2,19 @@
 
     .venv/bin/python benchmarks/scoring_speed.py --supernet=/tmp/supernet.keras --archs=20
 
-Both paths score the same ``--archs`` archs (``sample_many(N, seed)`` of the config's space,
-or ``--codes=FILE``) with the same supernet and the same recalibration and evaluation
-batches (`tfnas.evaluation.build_evaluator` of ``--config``). The reference is today's path
-before issue 17: a verbatim copy of its scoring code (`ReferenceEvaluator`: one graph call per
-recalibration batch and per evaluation batch, a Python loop around them) run with
-TensorFlow's own oneDNN default (``TF_ENABLE_ONEDNN_OPTS=0``: TF 2.21 leaves oneDNN off
-here); the new path is `tfnas.evaluation` with tfnas's defaults (oneDNN on,
-``tfnas/__init__.py``). Since a process's oneDNN setting is fixed when TensorFlow loads, each
-path runs in its own processes: the two alternate over chunks of ``--chunk`` archs, a fresh
-process per chunk, so that both see the same load on a shared machine. Prints archs/minute
-of each (wall clock and process CPU time, scoring only: loading and tracing on one warm-up
-arch are timed apart), the speed-up, and the largest absolute difference between the two
-paths' accuracies (0 when identical); ``--out=FILE`` writes the figures as JSON.
+Both paths score the same ``--archs`` archs (``sample_many(N, seed)`` of the config's space, or
+``--codes=FILE``) with the same supernet and the same recalibration and evaluation batches
+(`tfnas.evaluation.build_evaluator` of ``--config``). The reference is today's path before
+issue 17: a verbatim copy of its scoring code (`ReferenceEvaluator`: one graph call per
+recalibration batch and per evaluation batch, a Python loop around them) run with TensorFlow's
+own oneDNN default (``TF_ENABLE_ONEDNN_OPTS=0``: TF 2.21 leaves oneDNN off here); the new path
+is `tfnas.evaluation` in the environment that ``bin/train --stage=evaluate`` sets (oneDNN on,
+`tfnas.runtime`). Since a process's oneDNN setting is fixed when TensorFlow loads, each path
+runs in its own processes: the two alternate over chunks of ``--chunk`` archs, a fresh process
+per chunk, so that both see the same load on a shared machine. Prints archs/minute of each
+(wall clock and process CPU time, scoring only: loading and tracing on one warm-up arch are
+timed apart), the speed-up, and the largest absolute difference between the two paths'
+accuracies (0 when identical); ``--out=FILE`` writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -30,13 +30,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import tfnas  # noqa: E402,F401  (tfnas's TensorFlow defaults, before TF loads)
-
-# isort: split
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfnas import evaluation  # noqa: E402
+from tfnas import runtime  # noqa: E402
 from tfnas import search_space as ss  # noqa: E402
 from tfnas import supernet as supernet_lib  # noqa: E402
 
@@ -142,11 +140,12 @@ def child(args) -> int:
 def run_child(args, path: str, codes: list[str]) -> dict:
     """Runs ``path`` (``old`` or ``new``) in a fresh process on ``codes``; its figures."""
     env = dict(os.environ)
+    env.pop(runtime.ONEDNN_VARIABLE, None)
     if path == "old":
         # Today's path also runs with TensorFlow's own oneDNN default (off in TF 2.21 here).
-        env["TF_ENABLE_ONEDNN_OPTS"] = args.reference_onednn
+        env[runtime.ONEDNN_VARIABLE] = args.reference_onednn
     else:
-        env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # tfnas's default (tfnas/__init__.py)
+        runtime.configure_environment("evaluate", env)  # what bin/train's evaluate sets
     cmd = [sys.executable, os.path.abspath(__file__), f"--child={path}",
            f"--child_codes={','.join(codes)}", f"--supernet={args.supernet}",
            f"--config={args.config}", f"--archs_per_call={args.archs_per_call}"]

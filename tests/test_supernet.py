@@ -87,7 +87,10 @@ def test_extracted_subnet_matches_the_supernet(net):
         model = static.extract_subnet(net, arch, image_size=TEST_SIZE[net.space.name])
         expected = infer(images, supernet_lib.arch_tensor(arch)).numpy()
         got = model(images, training=False).numpy()
-        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0, err_msg=arch.code)
+        # The supernet folds inference BN into the kernels (elastic.conv_bn), the Keras model
+        # does not: float32 round-off, relative to the logits' scale (~1e3 at initialization).
+        atol = 1e-5 * max(1.0, float(np.abs(expected).max()))
+        np.testing.assert_allclose(got, expected, atol=atol, rtol=0, err_msg=arch.code)
         assert model.count_params() == net.space.params(arch), arch.code
         for layer in model.layers:
             assert not type(layer).__module__.startswith("tfnas"), layer

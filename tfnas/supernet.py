@@ -612,8 +612,10 @@ class Supernet(keras.Model):
         if mix is None:
             mix = self.mix(arch)
         bn = dict(training=training, momentum=bn_momentum)
-        x = self.stem_conv(images, filters=d["stem"], copy=copies[0], mix=mix)
-        x = tf.nn.relu(self.stem_bn(x, copy=copies[0], **bn))
+        x = elastic.conv_bn(
+            self.stem_conv, self.stem_bn, images, d["stem"], copy=copies[0], mix=mix, **bn
+        )
+        x = tf.nn.relu(x)
         if self.space.imagenet_stem:
             x = tf.nn.max_pool2d(x, 3, 2, "SAME")
         for s, stage in enumerate(self.stages):
