@@ -202,9 +202,10 @@ def main():
             "seconds_per_step": seconds_per_step(arm, steps),
         }
     (OUT / "report.json").write_text(json.dumps(report, indent=1))
+    ci = f" [{ceiling['ci'][0]:+.3f}, {ceiling['ci'][1]:+.3f}]" if ceiling.get("ci") else ""
     lines = [ranking.format_report(report), "",
              f"Ceiling (ground truth seed 0 vs seed 1, n = {len(common)}): tau "
-             f"{ceiling['value']:+.3f} [{ceiling['ci'][0]:+.3f}, {ceiling['ci'][1]:+.3f}].",
+             f"{ceiling['value']:+.3f}{ci}.",
              "", "| arm | steps | mean supernet acc | s/step |", "|---|---|---|---|"]
     for arm, r in report["arms"].items():
         sec = "" if r["seconds_per_step"] is None else f"{r['seconds_per_step']:.2f}"
