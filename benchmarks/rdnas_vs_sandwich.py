@@ -98,7 +98,7 @@ def make_pool() -> Path:
     rng = np.random.default_rng(POOL_SEED)
     codes: list[str] = []
     while len(codes) < POOL_SIZE:
-        code = space.sample(rng).code()
+        code = space.sample(rng).code
         if code not in held_out and code not in codes:
             codes.append(code)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -162,6 +162,14 @@ def proxy_scores() -> dict[str, dict[str, float]]:
     return out
 
 
+def _margin_line(d: dict | None) -> list[str]:
+    if d is None:
+        return []
+    ci = f" [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" if d.get("ci") else ""
+    return ["", f"Paired Kendall tau difference, rd flops_margin - rd flops_hinge: "
+                f"{d['delta']:+.3f}{ci}, permutation p = {d['p_value']:.2f} (n = {d['n']})."]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arms", default=",".join(ARMS))
@@ -192,6 +200,13 @@ def main():
         extra_rankers=extra, ceiling=ceiling["value"],
     )
     report["ceiling_tau"] = {"n": len(common), **ceiling}
+    # Hinge (as shipped) against the paper's margin loss, same prior: the default's evidence.
+    codes = sorted(gt)
+    if "flops_margin" in done and "flops_hinge" in done:
+        report["margin_vs_hinge"] = ranking.paired_tau_difference(
+            [done["flops_margin"][c] for c in codes], [done["flops_hinge"][c] for c in codes],
+            [gt[c] for c in codes], n_boot=args.bootstrap,
+        )
     report["arms"] = {}
     for arm in done:
         config = json.loads((OUT / arm / "oneshot" / "config.json").read_text())
@@ -206,6 +221,7 @@ def main():
     lines = [ranking.format_report(report), "",
              f"Ceiling (ground truth seed 0 vs seed 1, n = {len(common)}): tau "
              f"{ceiling['value']:+.3f}{ci}.",
+             *_margin_line(report.get("margin_vs_hinge")),
              "", "| arm | steps | mean supernet acc | s/step |", "|---|---|---|---|"]
     for arm, r in report["arms"].items():
         sec = "" if r["seconds_per_step"] is None else f"{r['seconds_per_step']:.2f}"
