@@ -25,8 +25,6 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-import tfnas  # noqa: E402,F401  (tfnas's TensorFlow environment defaults, as bin/train has them)
-
 REPO_ROOT = Path(_ROOT)
 SHARED_DIR = REPO_ROOT.parent / "shared"
 

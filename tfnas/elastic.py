@@ -75,6 +75,19 @@ def _mix_or_default(mix, num_kernels: int, dtype):
     return tf.cast(mix, dtype)
 
 
+def _conv2d(inputs, kernel, strides):
+    """``tf.nn.conv2d(..., padding="SAME")`` whose output always has the kernel's channels.
+
+    oneDNN's CPU convolution (on in the scoring stages, `tfnas.runtime`, and by default in
+    some TensorFlow builds) returns the input's channel count for an empty batch
+    (TF_NOTES.md), which a replica gets as its share of a short final batch; the reshape
+    (metadata only) restores the true shape.
+    """
+    out = tf.nn.conv2d(inputs, kernel, strides=strides, padding="SAME")
+    shape = tf.shape(out)
+    return tf.reshape(out, tf.stack([shape[0], shape[1], shape[2], tf.shape(kernel)[-1]]))
+
+
 @keras.saving.register_keras_serializable(package="tfnas")
 class ElasticConv2D(keras.layers.Layer):
     """A 2-D convolution (no bias) that uses the first channels of its shared kernel.
@@ -169,12 +182,7 @@ class ElasticConv2D(keras.layers.Layer):
     def call(self, inputs, filters=None, copy=0, mix=None):
         filters = self.filters if filters is None else filters
         kernel = self.merged_kernel(tf.shape(inputs)[-1], filters, copy, mix)
-        out = tf.nn.conv2d(inputs, kernel, strides=self.strides, padding="SAME")
-        # oneDNN's CPU convolution (on under tfnas, see tfnas/__init__.py) returns the input's
-        # channel count for an empty batch (TF_NOTES.md), which a replica gets as its share of
-        # a short final batch; the reshape (metadata only) restores the true shape.
-        shape = tf.shape(out)
-        return tf.reshape(out, tf.stack([shape[0], shape[1], shape[2], tf.shape(kernel)[-1]]))
+        return _conv2d(inputs, kernel, self.strides)
 
     def get_config(self):
         config = super().get_config()
@@ -360,20 +368,16 @@ def conv_bn(conv, bn, inputs, filters, copy=0, mix=None, training=False, momentu
     In inference (float32) BN is an affine map of the convolution's output, so its scale is
     folded into the (sliced) kernel and its shift becomes a bias: one convolution and a bias
     add instead of a convolution, a multiply and an add over the activations. Scoring a
-    Fashion-MNIST subnet took 0.92x the time (oneDNN kernels, `tfnas.runtime`) with the same
-    accuracies (README, "Speed"). Training, and mixed precision (whose BN computes in
-    float32), take the two calls as written.
+    Fashion-MNIST subnet took about 0.93x the time (oneDNN kernels, `tfnas.runtime`) with the
+    same accuracies (README, "Evaluating and ranking"). Training, and mixed precision (whose
+    BN computes in float32), take the two calls as written.
     """
     if training or inputs.dtype != tf.float32:
         out = conv(inputs, filters=filters, copy=copy, mix=mix)
         return bn(out, copy=copy, training=training, momentum=momentum)
     kernel = conv.merged_kernel(tf.shape(inputs)[-1], filters, copy, mix)
-    channels = tf.shape(kernel)[-1]
-    scale, shift = bn.inference_affine(copy, channels)
-    out = tf.nn.conv2d(inputs, kernel * scale, strides=conv.strides, padding="SAME")
-    shape = tf.shape(out)  # ElasticConv2D.call's empty-batch guard (oneDNN)
-    out = tf.reshape(out, tf.stack([shape[0], shape[1], shape[2], channels]))
-    return tf.nn.bias_add(out, shift)
+    scale, shift = bn.inference_affine(copy, tf.shape(kernel)[-1])
+    return tf.nn.bias_add(_conv2d(inputs, kernel * scale, conv.strides), shift)
 
 
 @keras.saving.register_keras_serializable(package="tfnas")

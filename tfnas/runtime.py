@@ -8,12 +8,12 @@ Usage (``bin/train`` does this first, before it imports TensorFlow)::
 oneDNN. TensorFlow 2.21 leaves its oneDNN CPU kernels off on this project's machine
 (``IsMklEnabled()`` is False unless ``TF_ENABLE_ONEDNN_OPTS=1``, although TF logs "oneDNN
 custom operations are on"). With them on, scoring a Fashion-MNIST subnet takes half the time
-with the same accuracies (README, "Speed"; `benchmarks/scoring_speed.py`). They are turned on
-only for the stages that run the supernet forward only (`ONEDNN_STAGES`): oneDNN's filter
-gradient of a 1x1 stride-2 convolution is wrong for some channel counts in TF 2.21 (e.g. 6
-input channels on a 28x28 input: relative error ~1; measured against float64, see
-``tests/test_runtime.py``), and a sandwich run with it on diverged. A variable the user set
-is kept. On a GPU the setting changes nothing.
+with the same accuracies (README, "Evaluating and ranking"; `benchmarks/scoring_speed.py`;
+``tests/test_runtime.py`` checks the equality). They are turned on only for the stages that run
+the supernet forward only (`ONEDNN_STAGES`): oneDNN's filter gradient of a 1x1 stride-2
+convolution is wrong for some channel counts in TF 2.21 (3 or 6 input channels on a 14x14 or
+28x28 input: relative error 0.5 to 1.5 against float64), and an RD-NAS fine-tuning run with it
+on diverged. A variable the user set is kept. On a GPU the setting changes nothing.
 """
 
 from __future__ import annotations
