@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -41,6 +40,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+
+from bin_train import bin_train  # noqa: E402
 
 from tfnas import ranking  # noqa: E402
 from tfnas import scores as scores_lib  # noqa: E402
@@ -55,12 +56,6 @@ GT2 = HERE / "fmnist_ranking" / "standalone" / "ground_truth.seed1.json"
 OUT = HERE / "fewshot_vs_oneshot"
 STEPS = [200]  # per G (one epoch); --steps
 PEAKS = (0.01, 0.02, 0.01, 0.01, 0.01, 0.01)  # configs/fmnist_fewshot.py, per G = 2..7
-
-
-def bin_train(config: str, *args: str) -> None:
-    cmd = [str(ROOT / "bin" / "train"), f"--config={ROOT / 'configs' / config}", *args]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
 
 
 def run_fewshot(workdir: Path) -> None:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,6 +49,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+
+from bin_train import bin_train  # noqa: E402
 
 from tfnas import ranking  # noqa: E402
 from tfnas import scores as scores_lib  # noqa: E402
@@ -79,12 +80,6 @@ RD_COMMON = [
     "--config.train.rdnas.lambda_schedule=constant",
     "--config.train.rdnas.lambda_max=2.0",
 ]
-
-
-def bin_train(config: str, *args: str) -> None:
-    cmd = [str(ROOT / "bin" / "train"), f"--config={ROOT / 'configs' / config}", *args]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
 
 
 def make_pool() -> Path:
