@@ -40,7 +40,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,18 +49,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+import arm_report  # noqa: E402
 from bin_train import bin_train  # noqa: E402
+from bin_train import train_and_score  # noqa: E402
 
-from tfnas import ranking  # noqa: E402
-from tfnas import scores as scores_lib  # noqa: E402
 from tfnas import search_space as ss  # noqa: E402
-from tfnas.stages import registry  # noqa: E402
 
 SOURCE = HERE / "fmnist_ranking" / "run" / "oneshot" / "supernet.keras"
 ARCHS = HERE / "fmnist_ranking" / "archs.txt"
 PROXIES = HERE / "fmnist_ranking" / "run" / "proxies" / "scores.json"
-GT = HERE / "fmnist_ranking" / "standalone" / "ground_truth.seed0.json"
-GT2 = HERE / "fmnist_ranking" / "standalone" / "ground_truth.seed1.json"
 OUT = HERE / "rdnas_vs_sandwich"
 POOL_SIZE, POOL_SEED = 200, 7
 EPOCHS = 3
@@ -109,39 +105,12 @@ def run_arm(arm: str, steps: int) -> None:
         bin_train("fmnist_ranking.py", "--stage=proxies", f"--codes={pool}",
                   f"--workdir={OUT / 'pool'}", "--config.proxies.names=('synflow',)")
     overrides = [
-        f"--workdir={OUT / arm}", f"--config.supernet.init_from={SOURCE}",
+        f"--config.supernet.init_from={SOURCE}",
         f"--config.train.epochs={EPOCHS}", f"--config.train.steps_per_epoch={steps}",
         "--config.train.learning_rate=0.01", "--config.train.warmup_epochs=0",
         *(RD_COMMON if ARMS[arm] else []), *ARMS[arm],
     ]
-    timing = OUT / arm / "timing.json"
-    if not timing.exists():
-        marker = OUT / arm / "oneshot.started"
-        resumed = marker.exists()
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-        start = time.perf_counter()
-        bin_train("fmnist_ranking.py", "--stage=oneshot", *overrides)
-        # Wall time of the whole stage (start-up included); a resumed stage is not timed.
-        timing.write_text(json.dumps({"oneshot_seconds": time.perf_counter() - start,
-                                      "resumed": resumed}))
-    bin_train("fmnist_ranking.py", "--stage=evaluate", f"--codes={ARCHS}", *overrides)
-
-
-def arm_scores(arm: str) -> dict[str, float] | None:
-    results = registry.read_manifest(str(OUT / arm), "evaluate").get("results")
-    if not results:
-        return None
-    return dict(scores_lib.load_scores(results, "results"))
-
-
-def seconds_per_step(arm: str, steps: int) -> float | None:
-    """The oneshot stage's wall seconds (start-up included) per step, if it ran in one go."""
-    path = OUT / arm / "timing.json"
-    if not path.exists():
-        return None
-    timing = json.loads(path.read_text())
-    return None if timing["resumed"] else timing["oneshot_seconds"] / steps
+    train_and_score("fmnist_ranking.py", OUT / arm, ARCHS, overrides)
 
 
 def proxy_scores() -> dict[str, dict[str, float]]:
@@ -155,14 +124,6 @@ def proxy_scores() -> dict[str, dict[str, float]]:
             if row["scores"].get(name) is not None
         }
     return out
-
-
-def _margin_line(d: dict | None) -> list[str]:
-    if d is None:
-        return []
-    ci = f" [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" if d.get("ci") else ""
-    return ["", f"Paired Kendall tau difference, rd flops_margin - rd flops_hinge: "
-                f"{d['delta']:+.3f}{ci}, permutation p = {d['p_value']:.2f} (n = {d['n']})."]
 
 
 def main():
@@ -180,50 +141,21 @@ def main():
         for arm in arms:
             run_arm(arm, args.steps)
 
-    gt = dict(scores_lib.load_scores(str(GT), "ground_truth"))
-    gt2 = dict(scores_lib.load_scores(str(GT2), "ground_truth"))
-    done = {arm: s for arm in ARMS if (s := arm_scores(arm)) is not None}
-    if "sandwich" not in done:
-        raise SystemExit("error: the sandwich arm has no scores yet; run it first")
-    common = [c for c in gt2 if c in gt]
-    ceiling = ranking.kendall_tau([gt[c] for c in common], [gt2[c] for c in common],
-                                  n_boot=args.bootstrap)
-    extra = {f"rd {arm}": s for arm, s in done.items() if arm != "sandwich"}
-    extra.update(proxy_scores())
-    report = ranking.ranking_report(
-        done["sandwich"], gt, "fmnist", n_boot=args.bootstrap, pred_name="sandwich",
-        extra_rankers=extra, ceiling=ceiling["value"],
-    )
-    report["ceiling_tau"] = {"n": len(common), **ceiling}
+    done = {arm: s for arm in ARMS if (s := arm_report.arm_scores(OUT / arm)) is not None}
+    report = arm_report.rank_arms(done, "sandwich", args.bootstrap,
+                                  row=lambda arm: arm if arm == "sandwich" else f"rd {arm}",
+                                  extra=proxy_scores())
     # Hinge (as shipped) against the paper's margin loss, same prior: the default's evidence.
-    codes = sorted(gt)
-    if "flops_margin" in done and "flops_hinge" in done:
-        report["margin_vs_hinge"] = ranking.paired_tau_difference(
-            [done["flops_margin"][c] for c in codes], [done["flops_hinge"][c] for c in codes],
-            [gt[c] for c in codes], n_boot=args.bootstrap,
-        )
-    report["arms"] = {}
-    for arm in done:
-        config = json.loads((OUT / arm / "oneshot" / "config.json").read_text())
-        steps = int(config["train"]["epochs"]) * int(config["train"]["steps_per_epoch"])
-        report["arms"][arm] = {
-            "steps": steps,
-            "mean_acc": float(np.mean(list(done[arm].values()))),
-            "seconds_per_step": seconds_per_step(arm, steps),
-        }
+    report["margin_vs_hinge"] = arm_report.paired(done, "flops_margin", "flops_hinge",
+                                                  args.bootstrap)
+    report["arms"] = arm_report.arm_rows(OUT, done)
     (OUT / "report.json").write_text(json.dumps(report, indent=1))
-    ci = f" [{ceiling['ci'][0]:+.3f}, {ceiling['ci'][1]:+.3f}]" if ceiling.get("ci") else ""
-    lines = [ranking.format_report(report), "",
-             f"Ceiling (ground truth seed 0 vs seed 1, n = {len(common)}): tau "
-             f"{ceiling['value']:+.3f}{ci}.",
-             *_margin_line(report.get("margin_vs_hinge")),
-             "", "| arm | steps | mean supernet acc | s/step |", "|---|---|---|---|"]
-    for arm, r in report["arms"].items():
-        sec = "" if r["seconds_per_step"] is None else f"{r['seconds_per_step']:.2f}"
-        lines.append(f"| {arm} | {r['steps']} | {r['mean_acc']:.4f} | {sec} |")
+    lines = (arm_report.header_lines(report)
+             + arm_report.paired_line("rd flops_margin - rd flops_hinge",
+                                      report["margin_vs_hinge"])
+             + arm_report.arms_table(report["arms"]))
     (OUT / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
 
 if __name__ == "__main__":
     main()

@@ -5,14 +5,19 @@
 - ``--runslow`` runs the tests marked ``@pytest.mark.slow``; they are skipped otherwise.
 - Fixtures: ``repo_root``, ``shared_dir`` (``../shared`` beside the checkout), ``python_exe``
   (the interpreter running the tests, i.e. the venv's under bin/test) and ``session_workdir``
-  (a factory of named temporary workdirs shared by a whole test session).
+  (a factory of named temporary workdirs shared by a whole test session), ``kill_at_checkpoint``
+  (runs a ``bin/train`` command and SIGKILLs it at its first checkpoint).
 - CVPR 2022 files: ``competition_excerpt`` and ``gt30_file`` are vendored in
   ``tests/data/cvpr22/`` (see its README) and always there; ``competition_full`` and
   ``gt30_full`` are the originals in ``../shared/data/cvpr22/`` and skip the test when absent.
 """
 
+import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 # Before TF is imported anywhere (test modules import it at collection time).
@@ -90,6 +95,32 @@ def session_workdir(tmp_path_factory):
         return made[name]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def kill_at_checkpoint():
+    """``kill_at_checkpoint(command, state, env)``: a crash after the first checkpoint.
+
+    Starts ``command`` (a ``bin/train`` training stage), waits until its checkpoint state file
+    ``state`` exists, SIGKILLs it and returns the epochs that checkpoint recorded. Fails the
+    test if no checkpoint is written (within ``timeout`` seconds) or the run ended first.
+    """
+
+    def kill(command, state: Path, env=None, timeout: float = 600) -> int:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + timeout
+            while not state.exists() and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            assert state.exists(), f"no checkpoint was written ({state})"
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+        return json.loads(state.read_text())["epochs"]
+
+    return kill
 
 
 def _full_file(path: Path) -> Path:

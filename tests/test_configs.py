@@ -23,6 +23,12 @@ from tfnas import trainer
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 CONFIG_NAMES = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem != "__init__")
+# Variants a config file defines besides the default and :tiny (OWN_VARIANTS).
+OWN_VARIANTS = [
+    (name, variant)
+    for name in CONFIG_NAMES
+    for variant in getattr(importlib.import_module(f"configs.{name}"), "OWN_VARIANTS", ())
+]
 
 # Each section of the schema and the validator that documents and checks it.
 VALIDATORS = {
@@ -77,6 +83,18 @@ def test_config_loads_and_validates(name, variant):
     assert set(config) == set(config_lib.FIELDS)
     # The config serializes (run_stage writes it as config.json).
     assert json.loads(config.to_json_best_effort(sort_keys=True))["space"] == config.space
+
+
+@pytest.mark.parametrize(("name", "variant"), OWN_VARIANTS)
+def test_own_variant_loads_and_validates(name, variant):
+    config = _load(name, variant)
+    assert config_lib.validate_config(config) is config
+    assert set(config) == set(config_lib.FIELDS)
+
+
+def test_unknown_variant_is_refused():
+    with pytest.raises(ValueError, match="variant"):
+        _load("fmnist_aps", "v9")
 
 
 @pytest.mark.parametrize("name", CONFIG_NAMES)
@@ -418,7 +436,9 @@ def test_scheme_names_come_from_the_scheme_registry(monkeypatch):
 
 
 def test_registry_names_are_still_exported():
-    assert config_lib.SCHEMES == ("sandwich", "uniform", "rdnas", "fewshot", "kshot")
+    assert config_lib.SCHEMES == (
+        "sandwich", "uniform", "rdnas", "fewshot", "kshot", "multipath", "cpt", "sse"
+    )
     assert config_lib.STRATEGIES == ("default", "one_device", "mirrored", "multi_worker")
     assert config_lib.ROUTINGS == (
         "shared", "stage_width", "depth34", "stage_width_nested", "depth34_table"

@@ -232,8 +232,10 @@ def test_scheme_needs_kernels_and_even_paths():
 def test_validator_and_group_optimizers():
     section = ml_collections.ConfigDict(dict(kshot.DEFAULTS))
     kshot.validate_config(section, batch_size=128, epochs=3)
+    section.warmup_epochs = 3.0  # lambda = 1/K for the whole run (Table 5's fixed row)
+    kshot.validate_config(section, batch_size=128, epochs=3)
     for field, value, match in (("num_paths", 3, "even"), ("num_paths", 6, "divisor"),
-                                ("warmup_epochs", 3.0, "fewer than"),
+                                ("warmup_epochs", 3.5, "at most"),
                                 ("temperature", 0.0, "temperature")):
         bad = ml_collections.ConfigDict(dict(kshot.DEFAULTS))
         bad[field] = value

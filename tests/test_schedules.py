@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tfnas import callbacks
+from tfnas import config_lib
 from tfnas import schedules
 from tfnas import trainer
 
@@ -204,7 +205,7 @@ def test_keras_fit_traces_the_step_once_across_phases():
 
 
 def _phases(**overrides):
-    fields = dict(boundaries=(), peaks=(1.0,), warmup_steps=(), reset_momentum=False)
+    fields = config_lib.base_config().train.phases.to_dict()
     fields.update(overrides)
     return ml_collections.ConfigDict(fields)
 

@@ -339,6 +339,7 @@ def test_explicit_routing_table():
         dict(num_copies=3, routing="stage_width_nested", split_stem=True),
         dict(num_copies=3, routing="depth34_table", depth34_buckets=[[(2, 2)], [(8, 5)]]),
         dict(num_copies=2, routing="depth34_table", depth34_buckets="84,85", num_kernels=2),
+        dict(num_kernels=3, simplex_channel_branch=False),
         dict(routing="stage_width", num_copies=2,
              routing_table=[[0] * 7, [0, 1] + [1] * 5] + [[0] * 7] * 4),
     ],

@@ -120,6 +120,7 @@ def base_config(
             routing="shared",
             num_kernels=1,
             simplex_hidden=64,
+            simplex_channel_branch=True,
             # Keras convention (1 - torch momentum): 1.0 = running statistics stay as they
             # are during supernet training; evaluation recalibrates them per subnet.
             bn_momentum=1.0,
@@ -168,7 +169,9 @@ def base_config(
             # tfnas.schedules: phase boundaries (optimizer steps; () = one phase), one peak per
             # phase (x learning_rate; the cosine restarts at each boundary), per-phase warm-ups
             # (() = train.warmup_epochs before phase 0 only), momentum reset at boundaries.
-            phases=dict(boundaries=(), peaks=(1.0,), warmup_steps=(), reset_momentum=False),
+            # Per-phase sampled spaces (progressive shrinking): () = train.bounds throughout.
+            phases=dict(boundaries=(), peaks=(1.0,), warmup_steps=(), reset_momentum=False,
+                        width_hi=(), depth_lo=()),
             # tfnas.monitor.RankingMonitor: the ground truth selects a checkpoint and is
             # logged; it never enters a loss.
             monitor=dict(enabled=False, ground_truth="", every_epochs=1, max_archs=0),
@@ -176,13 +179,25 @@ def base_config(
     )
     # The scheme sections' defaults live with their validators (imported now: TF).
     from tfnas import grappler
+    from tfnas.schemes import cpt
     from tfnas.schemes import kshot
     from tfnas.schemes import rdnas
+    from tfnas.schemes import sse
 
     # tfnas.schemes.rdnas: the pairwise ranking term of train.scheme="rdnas".
     config.train.rdnas = dict(rdnas.DEFAULTS)
     # tfnas.schemes.kshot: warm-up, alternation, r_c and the simplex-net's optimizer.
     config.train.kshot = dict(kshot.DEFAULTS)
+    # tfnas.schemes.multipath: sampled subnets per step (APS).
+    config.train.num_paths = 4
+    # tfnas.schemes.cpt / sse: constraint pools and loss weights (seed paper 001).
+    config.train.cpt = dict(cpt.DEFAULTS)
+    config.train.sse = dict(sse.DEFAULTS)
+    # tfnas.teacher: the frozen teacher of external_teacher targets ("" = none).
+    config.train.teacher = ""
+    # Off by default: drawing the trained archs from a code file is transductive when the
+    # file holds the codes that will be scored (SCHEMES.md §3.8).
+    config.train.codes_file = ""
     # tfnas.grappler: graph optimization options of the process (option -> bool).
     # None is TensorFlow's default: a typed placeholder, so the command line can set it.
     config.train.grappler = {
@@ -332,13 +347,19 @@ def make_tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return config
 
 
-def finish(config: ml_collections.ConfigDict, variant: str | None) -> ml_collections.ConfigDict:
-    """Applies ``variant`` (None or ``"tiny"``) to a config file's config and returns it."""
-    if variant not in VARIANTS:
+def finish(
+    config: ml_collections.ConfigDict, variant: str | None, own: tuple[str, ...] = ()
+) -> ml_collections.ConfigDict:
+    """Applies ``variant`` (None or ``"tiny"``) to a config file's config and returns it.
+
+    ``own``: the variants the config file defines and has applied itself (e.g. APS's
+    ``"v1"``, ``--config=configs/fmnist_aps.py:v1``); they are accepted here.
+    """
+    if variant not in VARIANTS + tuple(own):
         raise ValueError(
             f"unknown config variant {variant!r} of config {config.name!r}: expected one of "
-            f"{', '.join(repr(v) for v in VARIANTS)}; pass e.g. --config=configs/fmnist.py:tiny "
-            "or no ':variant' for the full config"
+            f"{', '.join(repr(v) for v in VARIANTS + tuple(own))}; pass e.g. "
+            "--config=configs/fmnist.py:tiny or no ':variant' for the full config"
         )
     if variant == "tiny":
         make_tiny(config)

@@ -32,8 +32,10 @@ What an export directory holds:
   the supernet's routing and the weight copy each location of the arch was taken from
   (``weight_copies``: a few-shot supernet's group per stage), FLOPs (multiply-accumulates)
   and params, input shape, the preprocessing the signature expects, the signature, the
-  source supernet (checkpoint path and sha256, or "freshly initialized"), metrics when
-  known, tfnas/TensorFlow/Keras versions and the creation time.
+  source supernet (checkpoint path and sha256, or "freshly initialized"), how that supernet
+  was trained (``training``, `training_metadata`: config, seed, scheme, steps, the teacher
+  and whether training drew only from a codes file, which makes the ranking of those codes
+  transductive), metrics when known, tfnas/TensorFlow/Keras versions and the creation time.
 
 Preprocessing: ``images`` must be preprocessed exactly as `tfnas.data.build_dataset` yields
 evaluation batches (``training=False``): pixels scaled to [0, 1] (``x / 255``), resized /
@@ -141,6 +143,42 @@ def source_metadata(checkpoint: str | os.PathLike | None, *, seed: int | None = 
         "checkpoint": str(path),
         "sha256": file_sha256(path),
         "description": "trained supernet checkpoint",
+    }
+
+
+def training_metadata(checkpoint: str | os.PathLike) -> dict | None:
+    """The ``training`` entry of the metadata: how the supernet in ``checkpoint`` was trained.
+
+    Read from the stage directory that wrote it (``config.json``, and ``teacher.json`` when
+    the run distilled a frozen teacher): the checkpoint's directory, or its parent for the
+    ranking monitor's ``best/`` checkpoint. None when the checkpoint sits elsewhere (a file
+    copied out of its run), since nothing then says how it was trained.
+
+    ``transductive`` is true when the run drew its subnets only from ``train.codes_file``
+    (`tfnas.schemes.Scheme`): scores of those same codes then come from archs the supernet
+    was trained on, which a ranking against stand-alone accuracies must say.
+    """
+    path = Path(checkpoint).resolve()
+    stage_dir = next((d for d in (path.parent, path.parent.parent)
+                      if (d / "config.json").is_file()), None)
+    if stage_dir is None:
+        return None
+    config = json.loads((stage_dir / "config.json").read_text())
+    train = config.get("train", {})
+    codes_file = train.get("codes_file") or None
+    steps = None
+    if "epochs" in train and "steps_per_epoch" in train:
+        steps = int(train["epochs"]) * int(train["steps_per_epoch"])
+    teacher_path = stage_dir / "teacher.json"
+    return {
+        "config": str(stage_dir / "config.json"),
+        "config_name": config.get("name"),
+        "seed": config.get("seed"),
+        "scheme": train.get("scheme"),
+        "steps": steps,
+        "teacher": json.loads(teacher_path.read_text()) if teacher_path.is_file() else None,
+        "codes_file": codes_file,
+        "transductive": codes_file is not None,
     }
 
 

@@ -149,6 +149,14 @@ def list_arch(seed, index, table) -> tf.Tensor:
     return tf.gather(table, tf.gather(order, index % n))
 
 
+def choice_arch(seed, table) -> tf.Tensor:
+    """A uniform draw, with replacement, from a code table (int32 [N, 52]) for a stateless
+    ``seed``: a constraint pool re-drawn from a code file (SCHEMES.md §3.1 step 7b)."""
+    table = tf.convert_to_tensor(table, tf.int32)
+    u = tf.random.stateless_uniform([], seed=tf.cast(seed, tf.int64))
+    return tf.gather(table, _uniform_int(u, 0, tf.shape(table)[0] - 1))
+
+
 def arch_distance(a, b) -> tf.Tensor:
     """Seed paper 001 Eq. 2: the L1 distance of two codes' width digits, a 0 read as 9.
 

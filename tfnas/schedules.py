@@ -33,6 +33,9 @@ and the rest of ``train`` to a `PhaseCosine`):
   0 to the phase's peak, shorter than its phase.
 - ``reset_momentum``: zero the optimizers' momentum at every boundary (R2 builds a new
   optimizer per phase, `tfnas.callbacks.MomentumReset`).
+- ``width_hi`` / ``depth_lo``: ``()`` (every phase samples ``train.bounds``) or one row per
+  phase of the largest width digit / smallest depth of stages 1-4: the sampled space of
+  each phase, progressive shrinking (`phase_bounds`; the last phase must be ``train.bounds``).
 
 With no boundaries, ``peaks=(1.0,)`` and no ``warmup_steps``, the schedule equals
 `tfnas.optimizers.warmup_cosine` of the same ``train`` section.
@@ -47,6 +50,7 @@ import keras
 import tensorflow as tf
 
 from tfnas import config_checks
+from tfnas import search_space as ss
 
 __all__ = [
     "CONFIG_FIELDS",
@@ -256,10 +260,10 @@ class PhaseCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 # -------------------------------------------------------------------- the config section
 
-CONFIG_FIELDS = ("boundaries", "peaks", "warmup_steps", "reset_momentum")
+CONFIG_FIELDS = ("boundaries", "peaks", "warmup_steps", "reset_momentum", "width_hi", "depth_lo")
 
 
-def validate_config(section, *, warmup_epochs=None) -> None:
+def validate_config(section, *, warmup_epochs=None, bounds=None) -> None:
     """Checks the ``train.phases`` section of an experiment config (`tfnas.config_lib`).
 
     The fields are documented in the module docstring. Checks what the section alone
@@ -322,6 +326,7 @@ def validate_config(section, *, warmup_epochs=None) -> None:
             "set --config.train.warmup_epochs=0 to use per-phase warm-ups, or "
             "--config.train.phases.warmup_steps=() to keep the warm-up of train.warmup_epochs",
         )
+    phase_bounds(section, bounds)
     reset = fields.boolean("reset_momentum")
     if reset and not boundaries:
         raise fields.fail(
@@ -332,6 +337,76 @@ def validate_config(section, *, warmup_epochs=None) -> None:
             "set --config.train.phases.boundaries=(STEP, ...) or "
             "--config.train.phases.reset_momentum=False",
         )
+
+
+def phase_bounds(section, bounds=None):
+    """``(boundaries, rows)``: the sampled space of each phase (`tfnas.search_space.Bounds`
+    per phase), or None when ``width_hi`` and ``depth_lo`` are both empty (every phase
+    samples ``train.bounds``). What `tfnas.schemes.Scheme` takes as ``phase_bounds``.
+
+    Progressive shrinking (seed paper 001 §2.2, §3.2; SCHEMES.md §3.4) grows the sampled space
+    phase by phase: ``width_hi`` has one row per phase of the largest width digit of stages
+    1-4 (the stem shares stage 1's), ``depth_lo`` one row of the smallest depth per stage;
+    an empty one keeps ``bounds``'s for every phase.
+
+    Args:
+      section: ``config.train.phases``.
+      bounds: the name of ``train.bounds`` (`tfnas.search_space.BOUNDS_PRESETS`), the space
+        that is evaluated: the last phase must be it, or the supernet would end its training
+        on another space than the one it ranks. None: not checked.
+
+    Raises:
+      ValueError: naming ``config.train.phases.<field>`` and what is expected.
+    """
+    boundaries = tuple(int(b) for b in section["boundaries"])
+    num_phases = len(boundaries) + 1
+    final = ss.BOUNDS_PRESETS.get(bounds, ss.FULL_BOUNDS) if bounds else None
+    base = final or ss.FULL_BOUNDS
+    tables = {}
+    examples = {"width_hi": "((1, 1, 1, 1), (3, 3, 5, 7))",
+                "depth_lo": "((4, 4, 6, 2), (2, 2, 2, 2))"}
+    for field, size in (("width_hi", 4), ("depth_lo", 4)):
+        rows = section[field]
+        ok = not isinstance(rows, str) and isinstance(rows, Sequence)
+        ok = ok and (len(rows) == 0 or len(rows) == num_phases)
+        ok = ok and all(
+            not isinstance(r, str) and isinstance(r, Sequence) and len(r) == size
+            and all(config_checks.is_int(v) for v in r)
+            for r in rows
+        )
+        if not ok:
+            raise config_checks.fail(
+                f"train.phases.{field}",
+                rows,
+                f"() or {num_phases} rows (one per phase) of {size} ints (stages 1-4)",
+                f"set --config.train.phases.{field} to one row per phase, e.g. "
+                f"{examples[field]} for two phases",
+            )
+        tables[field] = tuple(tuple(int(v) for v in r) for r in rows)
+    if not tables["width_hi"] and not tables["depth_lo"]:
+        return None
+    rows = []
+    for p in range(num_phases):
+        w = tables["width_hi"][p] if tables["width_hi"] else base.digit_hi[1:]
+        d = tables["depth_lo"][p] if tables["depth_lo"] else base.depth_lo
+        try:
+            rows.append(ss.Bounds((w[0], *w), d))
+        except ValueError as err:
+            raise config_checks.fail(
+                "train.phases", f"phase {p}: width_hi {w}, depth_lo {d}",
+                f"bounds of the space ({err})", "fix the phase's row",
+            ) from None
+    if final is not None and rows[-1] != final:
+        raise config_checks.fail(
+            "train.phases",
+            f"last phase width_hi {rows[-1].digit_hi[1:]}, depth_lo {rows[-1].depth_lo}",
+            f"the evaluated space, train.bounds={bounds!r}: width_hi {final.digit_hi[1:]}, "
+            f"depth_lo {final.depth_lo} (the supernet must end its training on the space it "
+            "ranks; seed paper 001 §3.2)",
+            "make the last rows of train.phases.width_hi/depth_lo that space, or change "
+            "--config.train.bounds",
+        )
+    return boundaries, tuple(rows)
 
 
 def learning_rate_from_config(train, steps_per_epoch: int) -> PhaseCosine:

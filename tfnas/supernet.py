@@ -359,6 +359,8 @@ class Supernet(keras.Model):
         routing: how an arch selects its copy (`ROUTINGS`).
         num_kernels: K-shot dictionaries per convolution; 1 for one-shot.
         simplex_hidden: hidden width of the simplex-net (used when ``num_kernels > 1``).
+        simplex_channel_branch: give the simplex-net its channel branch (seed paper 004 §4);
+            False: the architecture branch alone (the paper's Table 5 ablation row).
         bn_momentum: running-statistics momentum during training (1.0: none, recalibrate).
         bn_epsilon: BN epsilon (1e-5, as the static model).
         zero_init_residual: start every residual branch at zero (BigNAS §3.2); the
@@ -380,6 +382,7 @@ class Supernet(keras.Model):
         routing="shared",
         num_kernels=1,
         simplex_hidden=64,
+        simplex_channel_branch=True,
         bn_momentum=1.0,
         bn_epsilon=1e-5,
         zero_init_residual=False,
@@ -395,6 +398,7 @@ class Supernet(keras.Model):
         self.routing = routing
         self.num_kernels = num_kernels
         self.simplex_hidden = simplex_hidden
+        self.simplex_channel_branch = bool(simplex_channel_branch)
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
         self.zero_init_residual = bool(zero_init_residual)
@@ -457,6 +461,7 @@ class Supernet(keras.Model):
                 num_kernels,
                 simplex_hidden,
                 arch_features=self.encoding_sizes()[0],
+                channel_branch=self.simplex_channel_branch,
                 name="simplex_net",
             )
             if num_kernels > 1
@@ -650,6 +655,7 @@ class Supernet(keras.Model):
             routing=self.routing,
             num_kernels=self.num_kernels,
             simplex_hidden=self.simplex_hidden,
+            simplex_channel_branch=self.simplex_channel_branch,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
             zero_init_residual=self.zero_init_residual,
@@ -676,6 +682,7 @@ def build_supernet(supernet_config, space: str) -> Supernet:
         routing=supernet_config.routing,
         num_kernels=supernet_config.num_kernels,
         simplex_hidden=supernet_config.simplex_hidden,
+        simplex_channel_branch=supernet_config.simplex_channel_branch,
         bn_momentum=supernet_config.bn_momentum,
         bn_epsilon=supernet_config.bn_epsilon,
         zero_init_residual=supernet_config.zero_init_residual,
@@ -701,6 +708,7 @@ CONFIG_FIELDS = (
     "routing",
     "num_kernels",
     "simplex_hidden",
+    "simplex_channel_branch",
     "bn_momentum",
     "bn_epsilon",
     "zero_init_residual",
@@ -747,6 +755,8 @@ def validate_config(section) -> None:
       (``"0,0,0,0,0"``: broadcast) or 6 rows separated by ';'.
     - ``num_kernels``: K-shot weight dictionaries per convolution (int >= 1; 1: none).
     - ``simplex_hidden``: hidden width of the simplex-net that merges them (int >= 1).
+    - ``simplex_channel_branch`` (bool): the simplex-net's channel branch, which reads the
+      width digits (seed paper 004 §4); False drops it (the ablation of its Table 5).
     - ``bn_momentum``: Keras BN momentum in [0, 1] during supernet training; 1.0 keeps the
       running statistics as they are (they are recalibrated per subnet before evaluation,
       as the CVPR22 teams did).
@@ -790,6 +800,7 @@ def validate_config(section) -> None:
         )
     fields.integer("num_kernels", 1)
     fields.integer("simplex_hidden", 1)
+    fields.boolean("simplex_channel_branch")
     fields.number("bn_momentum", 0.0, 1.0)
     fields.number("bn_epsilon", 0.0, 1.0, low_open=True)
     fields.boolean("zero_init_residual")

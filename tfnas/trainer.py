@@ -555,6 +555,7 @@ class SupernetTrainer(keras.Model):
         self.scheme.update(step, step_state["context"])
         self.total_tracker.update_state(total)
         results = {m.name: m.result() for m in self.metrics}
+        results.update(self.scheme.logs())
         results["learning_rate"] = self.optimizer.learning_rate
         for name, opt in self.group_optimizers.items():
             results[f"learning_rate_{name}"] = opt.learning_rate
@@ -588,6 +589,11 @@ CONFIG_FIELDS = (
     "monitor",
     "rdnas",
     "kshot",
+    "num_paths",
+    "cpt",
+    "sse",
+    "teacher",
+    "codes_file",
 )
 # What keras.Model.fit accepts as its `verbose`.
 VERBOSITIES = ("auto", 0, 1, 2)
@@ -665,6 +671,17 @@ def validate_config(section) -> None:
       (`tfnas.schemes.rdnas.validate_config`).
     - ``kshot``: the K-shot scheme's warm-up, paths, regularizer and simplex-net optimizer
       (`tfnas.schemes.kshot.validate_config`).
+    - ``num_paths``: sampled subnets per step of the ``multipath`` scheme (APS's 4; int >= 1).
+    - ``cpt`` / ``sse``: the constraint pool and loss weights of the ``cpt`` and ``sse`` schemes
+      (`tfnas.schemes.cpt.validate_config`, `tfnas.schemes.sse.validate_config`).
+    - ``teacher``: the frozen teacher of the ``external_teacher`` targets (SSE's
+      distillation): ``""`` (none), ``"init_largest"`` (a snapshot of the largest subnet of
+      ``supernet.init_from``) or the path of a saved Keras model (``.keras``, images ->
+      logits); `tfnas.teacher`.
+    - ``codes_file``: ``""`` (sample uniformly within the bounds, the default) or a file of
+      codes to draw the trained archs from (`tfnas.schemes.Scheme`); drawing from the codes
+      that will be scored is transductive, so it is off by default and recorded in the
+      export metadata.
     - ``monitor``: the ranking monitor during training, its own section
       (`tfnas.monitor.validate_config`; `tfnas.config_lib.validate_config` checks it).
 
@@ -691,8 +708,25 @@ def validate_config(section) -> None:
     fields.boolean("lazy_updates")
     precision.validate_config(fields)
     grappler.validate_config(section)
-    schedules.validate_config(section["phases"], warmup_epochs=section["warmup_epochs"])
+    schedules.validate_config(
+        section["phases"], warmup_epochs=section["warmup_epochs"], bounds=section["bounds"]
+    )
     schemes.rdnas.validate_config(section["rdnas"])
+    fields.integer("num_paths", 1)
+    schemes.cpt.validate_config(section["cpt"])
+    sse = section["scheme"] == schemes.SSEScheme.scheme_name
+    schemes.sse.validate_config(
+        section["sse"], num_phases=len(section["phases"]["boundaries"]) + 1 if sse else None
+    )
+    teacher = fields.string("teacher")
+    if sse and section["sse"]["distill_weight"] > 0 and not teacher:
+        raise fields.fail(
+            "teacher", teacher,
+            "a frozen teacher for SSE's distillation (train.sse.distill_weight="
+            f"{section['sse']['distill_weight']}): 'init_largest' or a saved model's path",
+            "set --config.train.teacher=init_largest, or --config.train.sse.distill_weight=0",
+        )
+    fields.string("codes_file")
     # The K-shot section's fields always; its fit with the run only when it is the scheme.
     kshot = section["scheme"] == schemes.KShotScheme.scheme_name
     schemes.kshot.validate_config(

@@ -145,9 +145,44 @@ def test_supernet_from_the_oneshot_manifest(tmp_path, capsys):
 
     assert export_stage.run(config, registry.StageArgs(str(workdir), codes=SMALLEST)) == 0
     assert "WARNING" not in capsys.readouterr().out
-    source = export_lib.read_metadata(tmp_path / "saved" / config.name / SMALLEST)["source"]
-    assert source["checkpoint"] == str(path.resolve())
-    assert source["sha256"] == export_lib.file_sha256(path)
+    meta = export_lib.read_metadata(tmp_path / "saved" / config.name / SMALLEST)
+    assert meta["source"]["checkpoint"] == str(path.resolve())
+    assert meta["source"]["sha256"] == export_lib.file_sha256(path)
+    # No config.json beside the checkpoint: nothing says how it was trained.
+    assert meta["training"] is None
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras save
+def test_metadata_says_how_the_supernet_was_trained(tmp_path):
+    """The oneshot stage's config.json and teacher.json beside the checkpoint become the
+    ``training`` entry; a run that drew from a codes file is marked transductive."""
+    workdir = tmp_path / "wd"
+    config = _config(tmp_path / "saved", recalibrate=False)
+    trained = fmnist.get_config("tiny")
+    trained.seed = 7
+    trained.train.scheme = "cpt"
+    trained.train.codes_file = str(tmp_path / "candidates.txt")
+    stage = workdir / "oneshot"
+    registry.write_config(trained, stage)
+    teacher = {"kind": "init_largest", "source": "/runs/cpt/oneshot/supernet.keras"}
+    (stage / "teacher.json").write_text(json.dumps(teacher))
+    keras.utils.set_random_seed(1)
+    path = stage / "supernet.keras"
+    supernet_lib.build_supernet(config.supernet, config.space).save(path)
+    registry.write_manifest(workdir, "oneshot", supernet=str(path))
+
+    assert export_stage.run(config, registry.StageArgs(str(workdir), codes=SMALLEST)) == 0
+    training = export_lib.read_metadata(tmp_path / "saved" / config.name / SMALLEST)["training"]
+    assert training == {
+        "config": str((stage / "config.json").resolve()),
+        "config_name": trained.name,
+        "seed": 7,
+        "scheme": "cpt",
+        "steps": int(trained.train.epochs) * int(trained.train.steps_per_epoch),
+        "teacher": teacher,
+        "codes_file": str(tmp_path / "candidates.txt"),
+        "transductive": True,
+    }
 
 
 def test_an_untrained_supernet_is_exported_only_when_asked(tmp_path):

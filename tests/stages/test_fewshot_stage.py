@@ -3,10 +3,8 @@
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
@@ -147,7 +145,7 @@ def _command(workdir, stage, *overrides):
 
 
 @pytest.mark.slow
-def test_kill_9_during_g3_resumes_at_g3(tmp_path):
+def test_kill_9_during_g3_resumes_at_g3(tmp_path, kill_at_checkpoint):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     one = subprocess.run(
         _command(tmp_path, "oneshot"), env=env, capture_output=True, text=True, timeout=900
@@ -157,17 +155,7 @@ def test_kill_9_during_g3_resumes_at_g3(tmp_path):
         tmp_path, "fewshot", "--config.fewshot.epochs=(3,)", "--config.train.steps_per_epoch=30"
     )
     state = fewshot.step_dir(tmp_path, 3) / "checkpoints" / "state.json"
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 900
-        while not state.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        assert state.exists(), "no G=3 checkpoint was written"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    killed_at = json.loads(state.read_text())["epochs"]
+    killed_at = kill_at_checkpoint(command, state, env=env, timeout=900)
     assert 1 <= killed_at < 3, "the run was not killed during G=3"
     g2 = fewshot.step_dir(tmp_path, 2) / "supernet.keras"
     g2_sha = _sha(g2)

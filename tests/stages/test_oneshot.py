@@ -3,10 +3,8 @@
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +39,7 @@ def _weights(path):
     return [w.numpy() for w in keras.saving.load_model(path).weights]
 
 
-def test_kill_9_mid_epoch_then_the_same_command_resumes(tmp_path):
+def test_kill_9_mid_epoch_then_the_same_command_resumes(tmp_path, kill_at_checkpoint):
     """A run killed mid-epoch continues from its last checkpoint, finishes the stage, and
     ends with the weights of a run that was never interrupted (uniform scheme, no dropout:
     the data stream, the sampled subnets and the optimizer state all come back)."""
@@ -54,17 +52,7 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes(tmp_path):
     command = _command(tmp_path, *overrides)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     state = tmp_path / "oneshot" / "checkpoints" / "state.json"
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 600
-        while not state.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        assert state.exists(), "no checkpoint was written"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    killed_at = json.loads(state.read_text())["epochs"]
+    killed_at = kill_at_checkpoint(command, state, env=env, timeout=600)
     assert 1 <= killed_at < 3, "the run was not killed mid-training"
 
     out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)

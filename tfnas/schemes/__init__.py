@@ -7,27 +7,36 @@ Adding a scheme is adding its file and a row of `SCHEMES`; the trainer does not 
 
 from __future__ import annotations
 
+from tfnas import schedules
 from tfnas import search_space as ss
+from tfnas.schemes import cpt
 from tfnas.schemes import kshot
 from tfnas.schemes import rdnas
+from tfnas.schemes import sse
 from tfnas.schemes.base import SUPERNET_GROUP
 from tfnas.schemes.base import TARGETS
 from tfnas.schemes.base import Member
 from tfnas.schemes.base import Scheme
+from tfnas.schemes.cpt import CPTScheme
 from tfnas.schemes.fewshot import FewShotScheme
 from tfnas.schemes.kshot import KShotScheme
+from tfnas.schemes.multipath import MultiPathScheme
 from tfnas.schemes.rdnas import RDNASScheme
 from tfnas.schemes.sandwich import SandwichScheme
+from tfnas.schemes.sse import SSEScheme
 from tfnas.schemes.uniform import UniformScheme
 
 __all__ = [
     "SCHEMES",
     "SUPERNET_GROUP",
     "TARGETS",
+    "CPTScheme",
     "FewShotScheme",
     "KShotScheme",
     "Member",
+    "MultiPathScheme",
     "RDNASScheme",
+    "SSEScheme",
     "SandwichScheme",
     "Scheme",
     "UniformScheme",
@@ -36,7 +45,16 @@ __all__ = [
 
 SCHEMES = {
     cls.scheme_name: cls
-    for cls in (SandwichScheme, UniformScheme, RDNASScheme, FewShotScheme, KShotScheme)
+    for cls in (
+        SandwichScheme,
+        UniformScheme,
+        RDNASScheme,
+        FewShotScheme,
+        KShotScheme,
+        MultiPathScheme,
+        CPTScheme,
+        SSEScheme,
+    )
 }
 
 
@@ -57,9 +75,15 @@ def build_scheme(config, steps_per_epoch=None) -> Scheme:
     dropout = config.supernet.dropout
     bounds = ss.BOUNDS_PRESETS[config.train.bounds]
     bounds = None if bounds == ss.FULL_BOUNDS else bounds
+    # What every scheme takes: per-phase sampled spaces and the (transductive) code file.
+    common = dict(
+        phase_bounds=schedules.phase_bounds(config.train.phases, config.train.bounds),
+        codes_file=config.train.codes_file,
+    )
     if name == "sandwich":
         return SandwichScheme(
-            space, config.seed, config.train.num_random_subnets, dropout, bounds=bounds
+            space, config.seed, config.train.num_random_subnets, dropout, bounds=bounds,
+            **common,
         )
     if name == "fewshot":
         return FewShotScheme(
@@ -69,16 +93,30 @@ def build_scheme(config, steps_per_epoch=None) -> Scheme:
             dropout,
             bounds=bounds,
             lr_mode=config.fewshot.lr_mode,
+            **common,
         )
     if name == "rdnas":
         return rdnas.scheme_from_config(
-            config, space, config.seed, dropout, bounds, steps_per_epoch
+            config, space, config.seed, dropout, bounds, steps_per_epoch, **common
         )
     if name == "kshot":
         return kshot.scheme_from_config(
-            config, space, config.seed, dropout, bounds, steps_per_epoch
+            config, space, config.seed, dropout, bounds, steps_per_epoch, **common
         )
-    return SCHEMES[name](space, config.seed, dropout, bounds=bounds)
+    if name == "multipath":
+        return MultiPathScheme(
+            space, config.seed, config.train.num_paths, dropout, bounds=bounds, **common
+        )
+    if name == "cpt":
+        section = config.train.cpt
+        return CPTScheme(
+            space, config.seed, bounds, **cpt.pool_arguments(section),
+            sampled_weight=section.sampled_weight, pool_weight=section.pool_weight,
+            dropout=dropout, **common,
+        )
+    if name == "sse":
+        return sse.scheme_from_config(config, space, dropout, bounds, **common)
+    return SCHEMES[name](space, config.seed, dropout, bounds=bounds, **common)
 
 
 def build_group_optimizers(config, steps_per_epoch: int) -> dict:

@@ -18,9 +18,12 @@ import dataclasses
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from tfnas import codes as codes_lib
 from tfnas import sampling
+from tfnas import schedules
 from tfnas import search_space as ss
 
 # Member targets: what a member's loss compares its logits with.
@@ -159,28 +162,99 @@ class Scheme(keras.layers.Layer):
       seed: the sampling seed; member k's arch at step t derives from (seed, t, k).
       bounds: the (bounded) space the scheme samples (`search_space.Bounds`; None: the
         whole space).
+      phase_bounds: ``(boundaries, rows)``: the sampled space of each training phase
+        (progressive shrinking, seed paper 001 §2.2): phase p (`tfnas.schedules.phase_of`)
+        samples the bounded space ``rows[p]`` (a `search_space.Bounds` each). None: ``bounds``
+        throughout. The phase is a tensor function of the step: nothing retraces.
+      codes_file: "" (the default: sample uniformly within the bounds) or a file of codes
+        (`tfnas.codes.read_codes`) to draw the sampled archs from, without replacement within
+        a pass (`tfnas.sampling.list_arch`). Drawing from the codes that will be scored is
+        transductive (SCHEMES.md §0.1 item 2, §3.8): an explicit option, recorded in the run's
+        config and the export metadata.
     """
 
     # The registry name (`tfnas.schemes.SCHEMES`); ``name`` is the Keras layer name.
     scheme_name = "base"
+    # Members 0 .. draws_per_step - 1 are the step's sampled archs; from a code file they
+    # walk the file's passes in order (draw index step * draws_per_step + member).
+    draws_per_step = 1
 
-    def __init__(self, space, seed: int = 0, bounds: ss.Bounds | None = None, **kwargs):
+    def __init__(
+        self,
+        space,
+        seed: int = 0,
+        bounds: ss.Bounds | None = None,
+        phase_bounds=None,
+        codes_file: str = "",
+        **kwargs,
+    ):
         kwargs.setdefault("name", f"scheme_{type(self).__name__.lower()}")
         kwargs.pop("trainable", None)  # always False (in get_config, so from_config has it)
         super().__init__(trainable=False, **kwargs)
         self.space = ss.get_space(space) if isinstance(space, str) else space
         self.seed = int(seed)
         self.bounds = bounds
+        self.phase_bounds = None
+        if phase_bounds is not None:
+            boundaries, rows = phase_bounds
+            boundaries = schedules.check_boundaries(boundaries, "phase_bounds boundaries")
+            rows = tuple(r if isinstance(r, ss.Bounds) else ss.Bounds(*r) for r in rows)
+            if len(rows) != len(boundaries) + 1:
+                raise ValueError(
+                    f"phase_bounds has {len(rows)} bounds for {len(boundaries) + 1} phases "
+                    f"(boundaries {boundaries}); give one per phase."
+                )
+            self.phase_bounds = (boundaries, rows)
+        self.codes_file = str(codes_file or "")
+        self._codes = Untracked(None)
+        if self.codes_file and self.phase_bounds is not None:
+            raise ValueError(
+                f"A scheme samples either from codes_file={self.codes_file!r} or from phase "
+                "bounds, not both; unset --config.train.codes_file or the per-phase bounds "
+                "(train.phases.width_hi/depth_lo)."
+            )
 
     # -- what a step runs ----------------------------------------------------------------
+
+    def bounds_at(self, step) -> tuple[tf.Tensor, tf.Tensor]:
+        """(digit_hi int32 [5], depth_lo int32 [4]): the sampled space at ``step``."""
+        if self.phase_bounds is None:
+            return sampling.bounds_tensors(self.bounds or ss.FULL_BOUNDS)
+        boundaries, rows = self.phase_bounds
+        phase = schedules.phase_of(step, boundaries)
+        hi = tf.constant([r.digit_hi for r in rows], tf.int32)
+        lo = tf.constant([r.depth_lo for r in rows], tf.int32)
+        return tf.gather(hi, phase), tf.gather(lo, phase)
+
+    def code_table(self) -> np.ndarray | None:
+        """int32 [N, 52]: the codes of ``codes_file`` (read once), or None without one."""
+        if not self.codes_file:
+            return None
+        if self._codes.value is None:
+            records = codes_lib.read_codes(self.codes_file)
+            if not records:
+                raise ValueError(
+                    f"codes_file {self.codes_file!r} holds no codes; give a file of codes of "
+                    f"the {self.space.name!r} space or unset --config.train.codes_file."
+                )
+            archs = ss.parse_many(self.space, [r.code for r in records])
+            self._codes.value = np.stack([a.digits() for a in archs]).astype(np.int32)
+        return self._codes.value
 
     def sample(self, step: tf.Tensor, member: int) -> tf.Tensor:
         """Member ``member``'s arch at ``step``: a pure function of (seed, step, member)."""
         seed = sampling.member_seed(self.seed, step, member)
-        if self.bounds is None:
+        table = self.code_table()
+        if table is not None:
+            if member < self.draws_per_step:
+                index = tf.cast(step, tf.int64) * self.draws_per_step + member
+                return sampling.list_arch(self.seed, index, table)
+            # Other draws (e.g. a constraint pool's) pick from the file with replacement.
+            return sampling.choice_arch(seed, table)
+        if self.bounds is None and self.phase_bounds is None:
             # The unbounded draws are those tfnas always made (runs stay reproducible).
             return sampling.uniform_arch(seed, self.space)
-        return sampling.bounded_arch(seed, self.space, *sampling.bounds_tensors(self.bounds))
+        return sampling.bounded_arch(seed, self.space, *self.bounds_at(step))
 
     def members(self, step: tf.Tensor) -> list[Member]:
         """The members of the step ``step`` (int64 scalar tensor), in the order they run."""
@@ -229,6 +303,11 @@ class Scheme(keras.layers.Layer):
             aggregation="only_first_replica",
         )
 
+    def logs(self) -> dict:
+        """Scalars of the scheme's state to log with the step's losses (TensorBoard), e.g. a
+        constraint pool's diversity: ``{name: scalar tensor}``, read after `update`."""
+        return {}
+
     def update(self, step: tf.Tensor, context: dict) -> None:
         """Updates the scheme's state after the step's members (default: nothing).
 
@@ -250,6 +329,13 @@ class Scheme(keras.layers.Layer):
             bounds=None
             if self.bounds is None
             else [list(self.bounds.digit_hi), list(self.bounds.depth_lo)],
+            phase_bounds=None
+            if self.phase_bounds is None
+            else [
+                list(self.phase_bounds[0]),
+                [[list(r.digit_hi), list(r.depth_lo)] for r in self.phase_bounds[1]],
+            ],
+            codes_file=self.codes_file,
         )
         return config
 
@@ -259,4 +345,10 @@ class Scheme(keras.layers.Layer):
         if config.get("bounds") is not None:
             hi, lo = config["bounds"]
             config["bounds"] = ss.Bounds(tuple(hi), tuple(lo))
+        if config.get("phase_bounds") is not None:
+            boundaries, rows = config["phase_bounds"]
+            config["phase_bounds"] = (
+                tuple(boundaries),
+                tuple(ss.Bounds(tuple(hi), tuple(lo)) for hi, lo in rows),
+            )
         return cls(**config)

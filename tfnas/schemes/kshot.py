@@ -35,10 +35,8 @@ width pairs to compare (SCHEMES.md §5.8 suggestion).
 
 **r_c and the engine.** r_c is a loss on the codes of the m paths, not on any member's
 logits, so no member target expresses it. `KShotScheme.group_losses` returns it as
-``{"simplex": fn}``; the trainer adds it only once it calls that hook (see the module's
-report: `tfnas.trainer.SupernetTrainer.train_step` needs one loop over
-``scheme.group_losses(step)`` before the updates). Until then the simplex step trains on
-Eq. 8 alone (the ablation row "+ channel branch" without r_c).
+``{"simplex": fn}``, and `tfnas.trainer.SupernetTrainer.train_step` adds its gradient to the
+simplex group's. ``alpha=0`` gives the ablation row "+ channel branch" without r_c.
 
 **Merged-weight learning rate** (SCHEMES.md §0.1 item 8, §5.8). A dictionary merge moves
 the merged kernel by ``lr * |lambda|^2 * g``: lr/K at the uniform code, and K independently
@@ -373,8 +371,9 @@ def _check_lazy(config):
         )
 
 
-def scheme_from_config(config, space, seed, dropout, bounds, steps_per_epoch=None):
-    """The `KShotScheme` of an experiment config (`tfnas.schemes.build_scheme` calls it)."""
+def scheme_from_config(config, space, seed, dropout, bounds, steps_per_epoch=None, **common):
+    """The `KShotScheme` of an experiment config (`tfnas.schemes.build_scheme` calls it;
+    ``common``: the `Scheme` arguments every scheme takes, e.g. ``phase_bounds``)."""
     _check_lazy(config)
     section = config.train.kshot
     steps = _steps_per_epoch(config, steps_per_epoch)
@@ -390,6 +389,7 @@ def scheme_from_config(config, space, seed, dropout, bounds, steps_per_epoch=Non
         alpha=section.alpha,
         temperature=section.temperature,
         distance_threshold=section.distance_threshold,
+        **common,
     )
 
 
@@ -429,8 +429,9 @@ def validate_config(section, batch_size=None, epochs=None) -> None:
 
     Fields (defaults: `DEFAULTS`; the module docstring explains each mechanism):
 
-    - ``warmup_epochs`` (>= 0, fewer than ``train.epochs``): T_w, epochs at the uniform
-      code (the paper: 5 of 120).
+    - ``warmup_epochs`` (>= 0, at most ``train.epochs``): T_w, epochs at the uniform
+      code (the paper: 5 of 120); equal to ``train.epochs``: lambda = 1/K fixed for the
+      whole run, the simplex-net never trains (the ablation row of Table 5).
     - ``supernet_step``: ``single_path`` (the paper) or ``sandwich`` (a new combination).
     - ``num_paths``: m, the simplex step's paths (even, >= 2; the paper: 16), each on b/m
       images: ``train.batch_size`` must be divisible by it (per replica as well).
@@ -452,11 +453,14 @@ def validate_config(section, batch_size=None, epochs=None) -> None:
         section, "train.kshot", tuple(DEFAULTS), owner="tfnas.schemes.kshot.validate_config"
     )
     warmup = fields.number("warmup_epochs", 0.0)
-    if epochs is not None and warmup >= epochs and warmup > 0:
+    # warmup_epochs == epochs is allowed: the whole run at lambda = 1/K, the ablation row
+    # "K-shot with fixed lambda" (seed paper 004 Table 5); beyond it is a typo.
+    if epochs is not None and warmup > epochs:
         raise fields.fail(
             "warmup_epochs",
             warmup,
-            f"fewer than config.train.epochs={epochs} (the alternation follows the warm-up)",
+            f"at most config.train.epochs={epochs} (the alternation follows the warm-up; "
+            "equal: lambda = 1/K for the whole run)",
             "lower --config.train.kshot.warmup_epochs or raise --config.train.epochs",
         )
     fields.choice("supernet_step", SUPERNET_STEPS)

@@ -401,8 +401,9 @@ class RDNASScheme(SandwichScheme):
         return config
 
 
-def scheme_from_config(config, space, seed, dropout, bounds, steps_per_epoch=None):
-    """The `RDNASScheme` of an experiment config (`tfnas.schemes.build_scheme` calls it).
+def scheme_from_config(config, space, seed, dropout, bounds, steps_per_epoch=None, **common):
+    """The `RDNASScheme` of an experiment config (`tfnas.schemes.build_scheme` calls it;
+    ``common``: the `Scheme` arguments every scheme takes, e.g. ``phase_bounds``).
 
     ``steps_per_epoch``: the run's (``tfnas.stages.oneshot.steps_per_epoch``); None takes
     ``config.train.steps_per_epoch``, which must then be set (> 0).
@@ -426,6 +427,7 @@ def scheme_from_config(config, space, seed, dropout, bounds, steps_per_epoch=Non
         steps_per_epoch=int(steps_per_epoch),
         epochs=int(config.train.epochs),
         **{k: section[k] for k in DEFAULTS},
+        **common,
     )
 
 

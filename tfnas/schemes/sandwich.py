@@ -34,6 +34,7 @@ class SandwichScheme(Scheme):
                 "--config.train.num_random_subnets."
             )
         self.num_random = int(num_random)
+        self.draws_per_step = self.num_random
         self.dropout = float(dropout)
         self._largest = sampling.constant_arch(self.space.largest())
         self._smallest = sampling.constant_arch(self.space.smallest(bounds))

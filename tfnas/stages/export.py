@@ -166,6 +166,7 @@ def run(config, args: registry.StageArgs) -> int:
     targets = [export_lib.check_target(run_dir / code, overwrite) for _, code in archs]
 
     supernet, source = load_supernet(config, args.workdir)
+    training = export_lib.training_metadata(source["checkpoint"]) if source["checkpoint"] else None
     results_path, rows = _evaluate_results(args.workdir)
     registry.write_config(config, Path(args.workdir) / STAGE)
     accuracy = {r["code"]: float(r["acc"]) for r in rows}
@@ -210,6 +211,7 @@ def run(config, args: registry.StageArgs) -> int:
             "key": key,
             "config_name": config.name,
             "source": source,
+            "training": training,
             "bn_statistics": bn,
             "preprocessing": preprocessing,
             "metrics": metrics,

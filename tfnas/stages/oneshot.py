@@ -31,6 +31,7 @@ from tfnas import schedules
 from tfnas import schemes
 from tfnas import search_space as ss
 from tfnas import supernet as supernet_lib
+from tfnas import teacher as teacher_lib
 from tfnas import trainer as trainer_lib
 from tfnas.stages import registry
 
@@ -108,6 +109,10 @@ def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = 
     steps = steps_per_epoch(config)
     if overwrite and distribute.is_chief(strategy):
         registry.move_aside(stage_dir)
+    # The frozen teacher (SSE's distillation), written into the run once: a resumed run
+    # reloads the same file (tfnas.teacher). Every worker prepares its own copy.
+    out_dir = distribute.write_dir(stage_dir, strategy)
+    teacher_path = teacher_lib.prepare(config, out_dir)
     keras.utils.set_random_seed(config.seed)
     # Layers read the dtype policy when they are built; the process's policy comes back
     # after (stages may share a process, e.g. in tests).
@@ -118,6 +123,7 @@ def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = 
             schemes.build_scheme(config, steps_per_epoch=steps),
             weight_decay=config.train.weight_decay,
             label_smoothing=config.train.label_smoothing,
+            teacher_model=teacher_lib.load(teacher_path) if teacher_path else None,
         )
         optimizer = optimizers.make_optimizer(
             config.train,
@@ -131,7 +137,6 @@ def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = 
             jit_compile=False,  # slicing with tensor sizes recompiles per arch under XLA
         )
         guard = callbacks_lib.NanGuard()
-        out_dir = distribute.write_dir(stage_dir, strategy)
         checkpoint = callbacks_lib.EpochCheckpoint(
             stage_dir / "checkpoints",
             guard,
@@ -247,6 +252,7 @@ def run(config, args: registry.StageArgs) -> int:
         split=config.evaluate.split,
         steps=int(trainer.optimizer.iterations.numpy()),
         resumed_from_epoch=initial_epoch,
+        teacher=teacher_lib.read_record(out_dir),
     )
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     for name, acc in scores.items():

@@ -1,0 +1,122 @@
+"""The ranking report of benchmark arms on the Fashion-MNIST ranking benchmark.
+
+Every arm is a workdir that `bin_train.train_and_score` trained and scored on the 40 archs of
+``fmnist_ranking/archs.txt``; this module reads their scores and ranks them against the
+stand-alone ground truth (seed 0), with the ground truth's own ceiling (seed 0 vs seed 1):
+
+    done = {arm: s for arm in ARMS if (s := arm_report.arm_scores(OUT / arm)) is not None}
+    report = arm_report.rank_arms(done, baseline="sandwich", n_boot=1000)
+    report["a_vs_b"] = arm_report.paired(done, "a", "b", n_boot=1000)
+    report["arms"] = arm_report.arm_rows(OUT, done)
+    lines = arm_report.header_lines(report) + arm_report.paired_line("a - b", report["a_vs_b"])
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from bin_train import seconds_per_step
+
+from tfnas import ranking
+from tfnas import scores as scores_lib
+from tfnas.stages import registry
+
+HERE = Path(__file__).resolve().parent
+GT = HERE / "fmnist_ranking" / "standalone" / "ground_truth.seed0.json"
+GT2 = HERE / "fmnist_ranking" / "standalone" / "ground_truth.seed1.json"
+
+
+def ground_truth(path: Path = GT) -> dict[str, float]:
+    return dict(scores_lib.load_scores(str(path), "ground_truth"))
+
+
+def arm_scores(workdir: Path) -> dict[str, float] | None:
+    """The supernet accuracies ``--stage=evaluate`` wrote in ``workdir``; None before it ran."""
+    results = registry.read_manifest(str(workdir), "evaluate").get("results")
+    if not results:
+        return None
+    return dict(scores_lib.load_scores(results, "results"))
+
+
+def rank_arms(done: dict[str, dict[str, float]], baseline: str, n_boot: int,
+              row=lambda arm: arm, extra: dict | None = None) -> dict:
+    """`tfnas.ranking.ranking_report` of every arm of ``done`` against the ground truth.
+
+    ``baseline`` is the reference ranker (each other arm's paired tau difference is against
+    it); ``row(arm)`` names an arm's row; ``extra`` adds rankers that are not arms (proxies).
+    The report also holds ``ceiling_tau``: ground truth seed 0 against seed 1, with its n.
+    """
+    if baseline not in done:
+        raise SystemExit(f"error: the {baseline} arm has no scores yet; run it first")
+    gt, gt2 = ground_truth(GT), ground_truth(GT2)
+    common = [c for c in gt2 if c in gt]
+    ceiling = ranking.kendall_tau([gt[c] for c in common], [gt2[c] for c in common],
+                                  n_boot=n_boot)
+    rankers = {row(arm): s for arm, s in done.items() if arm != baseline}
+    rankers.update(extra or {})
+    report = ranking.ranking_report(
+        done[baseline], gt, "fmnist", n_boot=n_boot, pred_name=row(baseline),
+        extra_rankers=rankers, ceiling=ceiling["value"],
+    )
+    report["ceiling_tau"] = {"n": len(common), **ceiling}
+    return report
+
+
+def paired(done: dict[str, dict[str, float]], a: str, b: str, n_boot: int) -> dict | None:
+    """Paired Kendall tau difference, arm ``a`` - arm ``b``, on the ground truth's archs."""
+    if a not in done or b not in done:
+        return None
+    gt = ground_truth(GT)
+    codes = sorted(gt)
+    return ranking.paired_tau_difference(
+        [done[a][c] for c in codes], [done[b][c] for c in codes], [gt[c] for c in codes],
+        n_boot=n_boot,
+    )
+
+
+def arm_rows(out: Path, done: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """Per arm: weight dictionaries K, steps, mean supernet accuracy, wall seconds per step."""
+    rows = {}
+    for arm in done:
+        config = json.loads((out / arm / "oneshot" / "config.json").read_text())
+        steps = int(config["train"]["epochs"]) * int(config["train"]["steps_per_epoch"])
+        rows[arm] = {
+            "num_kernels": int(config["supernet"]["num_kernels"]),
+            "steps": steps,
+            "mean_acc": float(np.mean(list(done[arm].values()))),
+            "seconds_per_step": seconds_per_step(out / arm, steps),
+        }
+    return rows
+
+
+def _ci(stat: dict) -> str:
+    return f" [{stat['ci'][0]:+.3f}, {stat['ci'][1]:+.3f}]" if stat.get("ci") else ""
+
+
+def header_lines(report: dict) -> list[str]:
+    """The report's table and the ceiling line."""
+    ceiling = report["ceiling_tau"]
+    return [ranking.format_report(report), "",
+            f"Ceiling (ground truth seed 0 vs seed 1, n = {ceiling['n']}): tau "
+            f"{ceiling['value']:+.3f}{_ci(ceiling)}."]
+
+
+def paired_line(title: str, d: dict | None) -> list[str]:
+    """A paired difference (`paired`) as a report line; nothing when it was not computed."""
+    if d is None:
+        return []
+    return ["", f"Paired Kendall tau difference, {title}: {d['delta']:+.3f}{_ci(d)}, "
+                f"permutation p = {d['p_value']:.2f} (n = {d['n']})."]
+
+
+def arms_table(rows: dict[str, dict], with_k: bool = False) -> list[str]:
+    """The per-arm table of `arm_rows` in Markdown."""
+    head = "| arm |" + (" K |" if with_k else "") + " steps | mean supernet acc | s/step |"
+    lines = ["", head, "|---" * (head.count("|") - 1) + "|"]
+    for arm, r in rows.items():
+        sec = "" if r["seconds_per_step"] is None else f"{r['seconds_per_step']:.2f}"
+        k = f" {r['num_kernels']} |" if with_k else ""
+        lines.append(f"| {arm} |{k} {r['steps']} | {r['mean_acc']:.4f} | {sec} |")
+    return lines
