@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/kshot_ablation.py [--arms=full,oneshot,...] [--report_only]
 
 Every arm trains a supernet from scratch with `configs/fmnist_kshot.py` (the benchmark's data,
-supernet and budget: 3 epochs x 200 steps of batch 128, peak learning rate 0.05 with a
+supernet and budget: 3 epochs x 200 steps of batch 128, peak learning rate 0.1 with a
 warm-up, cosine to 0) and scores the 40 ground-truth archs after BN recalibration
 (``--stage=evaluate``: the simplex-net's code of each arch merges the dictionaries). The arms,
 the rows of the paper's Table 5 and the points of its Fig. 4 (tau against K):
@@ -15,14 +15,17 @@ the rows of the paper's Table 5 and the points of its Fig. 4 (tau against K):
 * ``channel``: + the channel branch (the paper's full simplex-net), no r_c;
 * ``full``: + r_c (alpha = 1, tau = 0.3): K-shot NAS as published, K = 4;
 * ``k2``, ``k8``: the full method with K = 2 and K = 8 (with ``oneshot`` as K = 1 and ``full``
-  as K = 4: the K sweep).
+  as K = 4: the K sweep);
+* ``lr_k``: the full method with the supernet's learning rate times K (0.4): the
+  compensation of the merged-weight slowdown (a merged weight moves by lr |lambda|^2 g, lr/K at
+  the uniform code; SCHEMES.md §0.1 item 8), measured against ``full``.
 
 "Equal budget" is equal steps and images (600 batches of 128). K-shot runs a supernet step
 and a simplex step alternately after a warm-up of half an epoch, so its supernet weights see
 ~350 of the 600 batches, which is the method's price (the paper, Alg. 2); its wall time per
 step is in the report. The merged-weight learning rate is not compensated (lr/K at the
 uniform code; `tfnas.schemes.kshot`, "Merged-weight learning rate"): the K sweep measures the
-method as published.
+method as published, and ``lr_k`` what compensating would change.
 
 The report ranks every arm on the 40 archs against the ground truth (seed 0) with
 `tfnas.ranking.ranking_report`: Kendall tau with bootstrap CIs, and the paired tau difference
@@ -30,7 +33,7 @@ of every arm against ``oneshot`` (paired bootstrap CI, permutation p), and of ``
 ``fixed`` (what the simplex-net adds). The ceiling is the ground truth's agreement with itself
 (seed 0 vs seed 1, n = 15). Each arm is resumable: rerun the same command after a kill.
 Products: ``kshot_ablation/`` (``report.json``, ``report.md``, ``tau_by_arm.png``,
-``tau_by_k.png`` and each arm's workdir).
+``tau_by_k.png``, the same two in TensorBoard under ``summary/``, and each arm's workdir).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ ARMS = {
                     "--config.train.kshot.alpha=0"]),
     "k2": (2, ["--config.supernet.num_kernels=2"]),
     "k8": (8, ["--config.supernet.num_kernels=8"]),
+    "lr_k": (4, ["--config.train.learning_rate=0.4"]),
 }
 # The rows of Table 5, in the paper's order, and the K sweep's arms.
 TABLE5 = ("oneshot", "fixed", "simplex", "channel", "full")
@@ -78,33 +82,40 @@ def _ci(stat: dict) -> tuple[float | None, float | None]:
 
 
 def plots(report: dict, done: dict) -> list[str]:
-    """``tau_by_arm.png`` (Table 5's rows) and ``tau_by_k.png`` (Fig. 4), from the report."""
+    """``tau_by_arm.png`` (Table 5's rows) and ``tau_by_k.png`` (Fig. 4), from the report; the
+    same figures as TensorBoard images in ``summary/`` (``tensorboard --logdir`` on it)."""
     rankers = report["rankers"]
+    figures = {}
     names = [a for a in TABLE5 if a in done]
-    written = []
     if names:
         taus = [rankers[_row(a)]["kendall_tau"] for a in names]
         lows, highs = zip(*(_ci(t) for t in taus))
-        fig = plotting.bars_with_ci(
+        figures["tau_by_arm"] = plotting.bars_with_ci(
             names, [t["value"] for t in taus], list(lows), list(highs),
             ylabel="Kendall tau vs stand-alone", reference=report.get("ceiling"),
             reference_label="ceiling (GT seed 0 vs 1)",
             title="K-shot ablation, Fashion-MNIST (n = 40)")
-        plotting.save_png(fig, OUT / "tau_by_arm.png")
-        written.append("tau_by_arm.png")
     sweep = [a for a in K_SWEEP if a in done]
     if len(sweep) >= 2:
         taus = [rankers[_row(a)]["kendall_tau"] for a in sweep]
         ks = [ARMS[a][0] for a in sweep]
         lows, highs = zip(*(_ci(t) for t in taus))
-        fig = plotting.bars_with_ci(
+        figures["tau_by_k"] = plotting.bars_with_ci(
             [f"K={k}" for k in ks], [t["value"] for t in taus], list(lows), list(highs),
             ylabel="Kendall tau vs stand-alone", reference=report.get("ceiling"),
             reference_label="ceiling (GT seed 0 vs 1)",
             title="tau against K (full method; K=1: one-shot)")
-        plotting.save_png(fig, OUT / "tau_by_k.png")
-        written.append("tau_by_k.png")
-    return written
+    import tensorflow as tf
+
+    for old in (OUT / "summary").glob("events.out.tfevents*"):
+        old.unlink()  # one event file, rewritten with the report
+    writer = tf.summary.create_file_writer(str(OUT / "summary"))
+    with writer.as_default(step=0):
+        for name, fig in figures.items():
+            plotting.save_png(fig, OUT / f"{name}.png")
+            tf.summary.image(f"kshot_ablation/{name}", plotting.to_rgb_array(fig)[None])
+    writer.close()
+    return [f"{name}.png" for name in figures]
 
 
 def _row(arm: str) -> str:
@@ -129,11 +140,14 @@ def main():
     report = arm_report.rank_arms(done, BASELINE, args.bootstrap, row=_row)
     # What the simplex-net (with r_c) adds over the uniform merge: full - fixed.
     report["full_vs_fixed"] = arm_report.paired(done, "full", "fixed", args.bootstrap)
+    # The merged-weight learning-rate compensation: lr x K against as published.
+    report["lr_k_vs_full"] = arm_report.paired(done, "lr_k", "full", args.bootstrap)
     report["arms"] = arm_report.arm_rows(OUT, done)
     report["plots"] = plots(report, done)
     (OUT / "report.json").write_text(json.dumps(report, indent=1))
     lines = (arm_report.header_lines(report)
              + arm_report.paired_line("kshot full - kshot fixed", report["full_vs_fixed"])
+             + arm_report.paired_line("kshot lr_k - kshot full", report["lr_k_vs_full"])
              + arm_report.arms_table(report["arms"], with_k=True))
     (OUT / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

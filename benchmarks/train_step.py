@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/train_step.py --bench=sandwich   # issue: one-shot stage
     .venv/bin/python benchmarks/train_step.py --bench=memory     # peak RSS, sandwich vs plain
     .venv/bin/python benchmarks/train_step.py --bench=copies     # few-shot: G=7 vs G=1 step
+    .venv/bin/python benchmarks/train_step.py --bench=kernels    # K-shot: K=8 vs K=1 step
 
 ``step``: one SGD step of the supernet for an arch (one trace for all archs) against one
 step of the static model of that arch, for the largest, the smallest and the median-FLOPs
@@ -24,7 +25,9 @@ the environment, so ``LD_PRELOAD=<another malloc> ... --bench=memory`` measures 
 allocator. ``--tensor-stats`` adds TensorFlow's own count of the tensors' bytes (built /
 peak / growth): the part of the growth a GPU's device memory would hold (the children then
 allocate with TF's BFC allocator, as on a GPU, instead of malloc). ``copies``: few-shot's
-sandwich step at G = 7 weight copies against G = 1 (`bench_copies`).
+sandwich step at G = 7 weight copies against G = 1 (`bench_copies`). ``kernels``: K-shot's
+training step at K = 8 and K = 2 dictionaries against K = 1 (`bench_kernels`), with each
+one's peak memory.
 """
 
 from __future__ import annotations
@@ -237,6 +240,80 @@ def bench_copies(steps):
         )
 
 
+def kshot_trainer(name, k):
+    """The training step of `configs/fmnist_kshot.py` at K = ``k`` dictionaries as the
+    one-shot stage builds it (alternation from step 0: no warm-up), or at K = 1 the one-shot
+    baseline of the K-shot ablation (a uniform single path, ``benchmarks/kshot_ablation.py``).
+    Returns (a function running one step, parameter count)."""
+    from configs import fmnist_kshot
+
+    config = fmnist_kshot.get_config()
+    config.space = name
+    config.supernet.num_kernels = k
+    config.train.kshot.warmup_epochs = 0.0
+    if k == 1:
+        config.train.scheme = "uniform"
+    keras.utils.set_random_seed(0)
+    net = supernet_lib.build_supernet(config.supernet, config.space)
+    trainer = trainer_lib.SupernetTrainer(
+        net, schemes.build_scheme(config, steps_per_epoch=200),
+        weight_decay=config.train.weight_decay, share_traces=SHARE_TRACES[0],
+    )
+    trainer.compile(
+        optimizer=optimizers.make_optimizer(config.train, 200, lazy=config.train.lazy_updates),
+        group_optimizers=schemes.build_group_optimizers(config, 200), jit_compile=False,
+    )
+    batch, size = SETTINGS[name]
+    images, labels = data(net.space, batch, size)
+    step = tf.function(trainer.train_step, jit_compile=False)
+    return (lambda: step((images, labels))["loss"].numpy()), net.count_params()
+
+
+def bench_kernels(steps):
+    """K-shot's cost (seed paper 004, Table 1: +4% over one-shot): the training step at
+    K = 8 and K = 2 against K = 1, same batch. A K-shot step is the supernet step *and* the
+    simplex step of the alternation, one of them at loss weight 0 (no `tf.cond`), so it
+    costs about two one-shot steps whatever K is; the K = 8 / K = 2 ratio isolates what the
+    dictionaries add (the merge before every convolution). The steps of the three alternate
+    in one process (this host is shared); medians over ``steps`` rounds, after 4 warm-up
+    steps (both parities traced). Each one's peak RSS is measured first, in its own
+    process (4 steps)."""
+    kinds = (1, 2, 8)
+    print("| space | batch | K=1 (ms) | K=2 (ms) | K=8 (ms) | K=8 / K=1 | K=8 / K=2 | "
+          "params K=1 / K=8 | peak RSS MiB K=1 / K=2 / K=8 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    # Memory first, while this process is small: Linux carries a parent's peak RSS over
+    # fork + exec into the child's ru_maxrss.
+    peaks = {}
+    for name in SETTINGS:
+        for k in kinds:
+            out = subprocess.run(
+                [sys.executable, __file__, "--memory-child", f"kshot{k}", "--space", name,
+                 "--steps", "4", f"--share-traces={SHARE_TRACES[0]}"],
+                check=True, capture_output=True, text=True,
+            ).stdout.split()
+            peaks.setdefault(name, []).append(float(out[-1]))
+    for name in SETTINGS:
+        fns, params = {}, {}
+        for k in kinds:
+            fns[k], params[k] = kshot_trainer(name, k)
+            for _ in range(4):
+                fns[k]()
+        times = {k: [] for k in kinds}
+        for _ in range(steps):
+            for k in kinds:
+                start = time.perf_counter()
+                fns[k]()
+                times[k].append(time.perf_counter() - start)
+        t = {k: statistics.median(times[k]) for k in kinds}
+        print(
+            f"| {name} | {SETTINGS[name][0]} | {t[1] * 1e3:.1f} | {t[2] * 1e3:.1f} | "
+            f"{t[8] * 1e3:.1f} | {t[8] / t[1]:.2f} | {t[8] / t[2]:.2f} | "
+            f"{params[1]:,} / {params[8]:,} | {' / '.join(f'{p:.0f}' for p in peaks[name])} |",
+            flush=True,
+        )
+
+
 def bench_precision(steps):
     """The sandwich step in float32 against mixed_bfloat16 (and float16), in one process.
 
@@ -292,7 +369,11 @@ def memory_child(kind, name, steps):
     batch, size = SETTINGS[name]
     space = ss.get_space(name)
     images, labels = data(space, batch, size)
-    if kind in ("sandwich", "overlap"):
+    if kind.startswith("kshot"):
+        run, _ = kshot_trainer(name, int(kind[len("kshot"):]))
+        built = _rss_mib()
+        tensors_built = _tensor_memory_mib()["built"]
+    elif kind in ("sandwich", "overlap"):
         net = supernet_lib.Supernet(name)
         net.build()
         trainer = trainer_lib.SupernetTrainer(
@@ -366,10 +447,12 @@ def bench_memory(steps, spaces=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--bench", choices=["step", "sandwich", "memory", "precision", "copies"], default="step"
+        "--bench", choices=["step", "sandwich", "memory", "precision", "copies", "kernels"],
+        default="step",
     )
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--memory-child", choices=["sandwich", "overlap", "plain"])
+    parser.add_argument("--memory-child",
+                        choices=["sandwich", "overlap", "plain", "kshot1", "kshot2", "kshot8"])
     parser.add_argument("--space", default="fmnist")
     parser.add_argument("--precision", choices=precision.POLICIES, default="float32")
     parser.add_argument("--grappler", choices=["tfnas", "tf"], default="tfnas")
@@ -399,7 +482,7 @@ def main():
         return
     benches = dict(
         step=bench_step, sandwich=bench_sandwich, memory=bench_memory, precision=bench_precision,
-        copies=bench_copies,
+        copies=bench_copies, kernels=bench_kernels,
     )
     benches[args.bench](args.steps)
 

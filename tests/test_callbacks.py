@@ -78,3 +78,34 @@ def test_throughput_logs_step_time_and_the_time_to_the_first_step():
     assert throughput.first_step_seconds >= 0.3
     assert len(seen) == 2 and all(s["step_time"] < 0.3 for s in seen[1:])
     assert seen[0]["images_per_sec"] == pytest.approx(4 / seen[0]["step_time"])
+
+
+def test_simplex_codes_log_every_fixed_arch_each_epoch(tmp_path):
+    import tensorflow as tf
+
+    from tfnas import supernet as supernet_lib
+
+    keras.utils.set_random_seed(0)
+    net = supernet_lib.Supernet("fmnist", num_kernels=3)
+    net.build()
+    log = callbacks.SimplexCodes(net, tmp_path, num_random=2, seed=5)
+    assert log.names == ["largest", "smallest", "random1", "random2"]
+    assert log.codes[:2] == [net.space.largest().code, net.space.smallest().code]
+    assert log.codes[2:] == [a.code for a in net.space.sample_many(2, 5)]
+    log.on_epoch_end(0)
+    log.on_epoch_end(1)
+    scalars, images = {}, []
+    for path in (tmp_path / "simplex").glob("events.out.tfevents*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == "simplex/codes":
+                    images.append(event.step)
+                else:
+                    scalars[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+    assert sorted(images) == [1, 2]
+    for name, code in zip(log.names, log.codes):
+        want = net.mix(tf.constant(net.space.parse(code).digits(), tf.int32)).numpy()
+        assert want.sum() == pytest.approx(1.0)
+        for step in (1, 2):
+            got = [scalars[(f"simplex/{name}/lambda{k + 1}", step)] for k in range(3)]
+            np.testing.assert_allclose(got, want, rtol=1e-6)

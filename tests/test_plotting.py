@@ -182,6 +182,23 @@ def test_lines():
             assert tuple(image[_pixel(image, _display(ax, x, y))]) == plotting.rgb(color)
 
 
+def test_heatmap_colours_each_cell_by_its_value_on_the_fixed_scale():
+    from matplotlib import colormaps
+
+    values = [[0.25, 0.75], [1.0, 0.0], [0.5, 0.5]]
+    fig = plotting.heatmap(values, ["largest", "smallest", "random1"], ["1", "2"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["largest", "smallest", "random1"]
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == sorted(["0.25", "0.75", "1.00", "0.00", "0.50", "0.50"])
+    image = plotting.to_rgb_array(fig)
+    for (i, j), v in np.ndenumerate(np.array(values)):
+        # Near a cell's corner (its centre holds the number): viridis of v on [0, 1].
+        want = np.round(np.array(colormaps["viridis"](v)[:3]) * 255)
+        got = image[_pixel(image, _display(ax, j - 0.35, i - 0.35))]
+        assert np.abs(got.astype(int) - want).max() <= 1, (i, j, got, want)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -233,6 +250,9 @@ def test_lines():
             "reference must be finite",
         ),
         (lambda: plotting.lines({}, {}, xlabel="", ylabel=""), "ys_by_name is empty"),
+        (lambda: plotting.heatmap([[1, 2]], ["a", "b"], ["x", "y"]), r"shape \(1, 2\)"),
+        (lambda: plotting.heatmap([[np.nan]], ["a"], ["x"]), "matrix must be finite"),
+        (lambda: plotting.heatmap([[1.0]], ["a"], ["x"], vmin=1, vmax=1), "vmin=1"),
         (
             lambda: plotting.lines({"a": [1]}, {"b": [1]}, xlabel="", ylabel=""),
             "must name the same lines",

@@ -1,5 +1,6 @@
 """Keras callbacks of the training stages: checkpoints with resume, NaN guard, throughput,
-momentum reset at phase boundaries (`MomentumReset`).
+momentum reset at phase boundaries (`MomentumReset`), the K-shot simplex codes of a few
+archs in TensorBoard (`SimplexCodes`).
 
 Usage (what the one-shot stage does)::
 
@@ -320,3 +321,60 @@ class MomentumReset(keras.callbacks.Callback):
         if step in self.boundaries:
             reset_momentum(optimizers)
             self.resets.append(step)
+
+
+class SimplexCodes(keras.callbacks.Callback):
+    """The K-shot simplex code lambda of a fixed set of archs, in TensorBoard after each epoch.
+
+    Seed paper 004 §3 reads lambda as which weight dictionaries an arch uses; this shows how
+    the simplex-net's codes move during training (uniform 1/K through the warm-up, then
+    apart). Run ``simplex`` of ``log_dir``, step = completed epochs: a scalar
+    ``simplex/<arch>/lambda<k>`` per arch and dictionary (the curves over training) and the
+    image ``simplex/codes`` (archs x K). The archs: the largest, the smallest and
+    ``num_random`` uniform ones drawn from ``seed``, the same in every run of a space.
+
+    ``SimplexCodes(trainer.supernet, stage_dir / "tensorboard")`` (the one-shot stage adds it
+    when ``supernet.num_kernels > 1``).
+    """
+
+    def __init__(self, supernet, log_dir, num_random: int = 4, seed: int = 0):
+        super().__init__()
+        space = supernet.space
+        archs = {"largest": space.largest(), "smallest": space.smallest()}
+        for i, arch in enumerate(space.sample_many(num_random, seed)):
+            archs[f"random{i + 1}"] = arch
+        self.supernet = supernet
+        self.names = list(archs)
+        self.codes = [a.code for a in archs.values()]
+        self._digits = [list(a.digits()) for a in archs.values()]
+        self.log_dir = Path(log_dir) / "simplex"
+        self._writer = None
+
+    def lambdas(self):
+        """float [num archs, K]: the simplex code of each arch now."""
+        import numpy as np
+        import tensorflow as tf
+
+        return np.stack([
+            self.supernet.mix(tf.constant(d, tf.int32)).numpy() for d in self._digits
+        ])
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        from tfnas import plotting
+
+        values = self.lambdas()
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+        k = values.shape[1]
+        with self._writer.as_default(step=epoch + 1):
+            for name, row in zip(self.names, values):
+                for j in range(k):
+                    tf.summary.scalar(f"simplex/{name}/lambda{j + 1}", float(row[j]))
+            figure = plotting.heatmap(values, self.names, [str(j + 1) for j in range(k)],
+                                      title=f"simplex codes after epoch {epoch + 1}")
+            description = "; ".join(f"{n}: {c}" for n, c in zip(self.names, self.codes))
+            tf.summary.image("simplex/codes", plotting.to_rgb_array(figure)[None],
+                             description=f"Rows: archs ({description}). Columns: lambda_k.")
+        self._writer.flush()

@@ -383,6 +383,49 @@ def bars_with_ci(
     return fig
 
 
+def heatmap(
+    matrix,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    title: str | None = None,
+    figsize=None,
+    dpi: int = DPI,
+) -> Figure:
+    """A matrix as coloured cells with its values written in, e.g. the K-shot simplex code
+    (rows: archs, columns: the K weights) of a few archs.
+
+    ``matrix`` is [len(row_labels), len(col_labels)] of finite numbers; the colour scale runs
+    from ``vmin`` to ``vmax`` (fixed, so images of successive epochs compare).
+
+    ``plotting.heatmap([[0.5, 0.5], [0.9, 0.1]], ["largest", "smallest"], ["1", "2"])``.
+    """
+    values = np.asarray(matrix, dtype=float)
+    rows, cols = [str(r) for r in row_labels], [str(c) for c in col_labels]
+    if values.shape != (len(rows), len(cols)) or not values.size:
+        raise ValueError(
+            f"plotting.heatmap: matrix has shape {values.shape}, expected "
+            f"({len(rows)}, {len(cols)}) (one row per row label, one column per column "
+            "label); pass a non-empty matrix matching the labels."
+        )
+    _vector(values.ravel(), "matrix", "heatmap")
+    if not vmin < vmax:
+        raise ValueError(f"plotting.heatmap: vmin={vmin} must be < vmax={vmax}.")
+    fig, ax = new_figure(figsize=figsize, dpi=dpi)
+    ax.imshow(values, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(np.arange(len(cols)), cols)
+    ax.set_yticks(np.arange(len(rows)), rows)
+    ax.grid(False)
+    middle = (vmin + vmax) / 2
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=TICK_SIZE,
+                color="black" if v > middle else "white")
+    _labels(ax, None, None, title)
+    return fig
+
+
 def lines(
     xs_by_name: Mapping[str, Sequence[float]],
     ys_by_name: Mapping[str, Sequence[float]],

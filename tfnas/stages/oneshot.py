@@ -11,6 +11,8 @@ At the end it reports the accuracy of the largest and smallest subnets after BN
 recalibration (``report.json``). With ``train.monitor.enabled``, `tfnas.monitor.RankingMonitor`
 logs Kendall tau against ``train.monitor.ground_truth`` every few epochs
 (``tensorboard/ranking``) and keeps the best-tau supernet in ``monitor/best_tau.keras``.
+A K-shot supernet (``supernet.num_kernels`` > 1) also logs the simplex codes of six fixed
+archs every epoch (``tensorboard/simplex``, `tfnas.callbacks.SimplexCodes`).
 """
 
 from __future__ import annotations
@@ -176,6 +178,8 @@ def train_supernet(config, stage_dir: Path, strategy=None, *, overwrite: bool = 
             update_freq=config.train.log_every_steps,
         ),
     ]
+    if int(config.supernet.num_kernels) > 1:
+        callbacks.insert(-1, callbacks_lib.SimplexCodes(trainer.supernet, out_dir / "tensorboard"))
     if config.train.phases.reset_momentum:
         # Eagerly, between steps: an in-graph reset of mirrored slots fails (TF_NOTES.md).
         callbacks.insert(
