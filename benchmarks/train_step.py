@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/train_step.py --bench=memory     # peak RSS, sandwich vs plain
     .venv/bin/python benchmarks/train_step.py --bench=copies     # few-shot: G=7 vs G=1 step
     .venv/bin/python benchmarks/train_step.py --bench=kernels    # K-shot: K=8 vs K=1 step
+    .venv/bin/python benchmarks/train_step.py --bench=schemes    # APS/CPT/SSE vs sandwich
 
 ``step``: one SGD step of the supernet for an arch (one trace for all archs) against one
 step of the static model of that arch, for the largest, the smallest and the median-FLOPs
@@ -27,7 +28,8 @@ peak / growth): the part of the growth a GPU's device memory would hold (the chi
 allocate with TF's BFC allocator, as on a GPU, instead of malloc). ``copies``: few-shot's
 sandwich step at G = 7 weight copies against G = 1 (`bench_copies`). ``kernels``: K-shot's
 training step at K = 8 and K = 2 dictionaries against K = 1 (`bench_kernels`), with each
-one's peak memory.
+one's peak memory. ``schemes``: the steps of APS, CPT and SSE against the sandwich rule
+(`bench_schemes`).
 """
 
 from __future__ import annotations
@@ -240,33 +242,87 @@ def bench_copies(steps):
         )
 
 
-def kshot_trainer(name, k):
-    """The training step of `configs/fmnist_kshot.py` at K = ``k`` dictionaries as the
-    one-shot stage builds it (alternation from step 0: no warm-up), or at K = 1 the one-shot
-    baseline of the K-shot ablation (a uniform single path, ``benchmarks/kshot_ablation.py``).
-    Returns (a function running one step, parameter count)."""
-    from configs import fmnist_kshot
-
-    config = fmnist_kshot.get_config()
+def config_step(config, name):
+    """One training step of ``config`` on space ``name`` as the one-shot stage builds it
+    (scheme, optimizers, group optimizers; a frozen teacher when the config distils: the
+    fresh supernet's largest subnet, what ``train.teacher=init_largest`` snapshots).
+    Returns (a function running one step on a fixed batch, parameter count)."""
     config.space = name
-    config.supernet.num_kernels = k
-    config.train.kshot.warmup_epochs = 0.0
-    if k == 1:
-        config.train.scheme = "uniform"
     keras.utils.set_random_seed(0)
     net = supernet_lib.build_supernet(config.supernet, config.space)
+    teacher = None
+    if config.train.teacher:
+        teacher = static.extract_subnet(net, net.space.largest(), name="teacher")
+        teacher.trainable = False
+    steps = int(config.train.steps_per_epoch)
     trainer = trainer_lib.SupernetTrainer(
-        net, schemes.build_scheme(config, steps_per_epoch=200),
+        net, schemes.build_scheme(config, steps_per_epoch=steps),
         weight_decay=config.train.weight_decay, share_traces=SHARE_TRACES[0],
+        teacher_model=teacher,
     )
     trainer.compile(
-        optimizer=optimizers.make_optimizer(config.train, 200, lazy=config.train.lazy_updates),
-        group_optimizers=schemes.build_group_optimizers(config, 200), jit_compile=False,
+        optimizer=optimizers.make_optimizer(config.train, steps, lazy=config.train.lazy_updates),
+        group_optimizers=schemes.build_group_optimizers(config, steps), jit_compile=False,
     )
     batch, size = SETTINGS[name]
     images, labels = data(net.space, batch, size)
     step = tf.function(trainer.train_step, jit_compile=False)
     return (lambda: step((images, labels))["loss"].numpy()), net.count_params()
+
+
+def kshot_trainer(name, k):
+    """The training step of `configs/fmnist_kshot.py` at K = ``k`` dictionaries (alternation
+    from step 0: no warm-up), or at K = 1 the one-shot baseline of the K-shot ablation (a
+    uniform single path, ``benchmarks/kshot_ablation.py``); see `config_step`."""
+    from configs import fmnist_kshot
+
+    config = fmnist_kshot.get_config()
+    config.supernet.num_kernels = k
+    config.train.kshot.warmup_epochs = 0.0
+    if k == 1:
+        config.train.scheme = "uniform"
+    return config_step(config, name)
+
+
+def scheme_configs() -> dict:
+    """The steps `bench_schemes` compares: the sandwich rule (`configs/fmnist_ranking.py`)
+    and seed paper 001's three stages (`configs/fmnist_aps.py`, ``fmnist_cpt.py``,
+    ``fmnist_sse.py``: 4 paths; 1 + 10 pool paths; 1 + 7 pool paths and a teacher)."""
+    from configs import fmnist_aps
+    from configs import fmnist_cpt
+    from configs import fmnist_ranking
+    from configs import fmnist_sse
+
+    return {"sandwich": fmnist_ranking.get_config(), "aps": fmnist_aps.get_config(),
+            "cpt": fmnist_cpt.get_config(), "sse": fmnist_sse.get_config()}
+
+
+def bench_schemes(steps):
+    """Cost per step of APS (4 paths), CPT (11 paths) and SSE (8 paths and a teacher
+    forward) against the sandwich rule (4 members), same batch, steps alternating in one
+    process; medians over ``steps`` rounds after 3 warm-up steps (SCHEMES.md §3.8 "Cost":
+    CPT's 11 and SSE's 8 passes make about 3x APS's cost per epoch)."""
+    names = list(scheme_configs())
+    print("| space | batch | " + " | ".join(f"{n} (ms)" for n in names) + " | "
+          + " | ".join(f"{n} / sandwich" for n in names[1:]) + " |")
+    print("|---|---|" + "---|" * (2 * len(names) - 1))
+    for name in SETTINGS:
+        fns = {}
+        for scheme, config in scheme_configs().items():
+            fns[scheme], _ = config_step(config, name)
+            for _ in range(3):
+                fns[scheme]()
+        times = {n: [] for n in fns}
+        for _ in range(steps):
+            for n, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                times[n].append(time.perf_counter() - start)
+        t = {n: statistics.median(v) for n, v in times.items()}
+        print(f"| {name} | {SETTINGS[name][0]} | "
+              + " | ".join(f"{t[n] * 1e3:.1f}" for n in names) + " | "
+              + " | ".join(f"{t[n] / t['sandwich']:.2f}" for n in names[1:]) + " |",
+              flush=True)
 
 
 def bench_kernels(steps):
@@ -447,7 +503,8 @@ def bench_memory(steps, spaces=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--bench", choices=["step", "sandwich", "memory", "precision", "copies", "kernels"],
+        "--bench",
+        choices=["step", "sandwich", "memory", "precision", "copies", "kernels", "schemes"],
         default="step",
     )
     parser.add_argument("--steps", type=int, default=10)
@@ -482,7 +539,7 @@ def main():
         return
     benches = dict(
         step=bench_step, sandwich=bench_sandwich, memory=bench_memory, precision=bench_precision,
-        copies=bench_copies, kernels=bench_kernels,
+        copies=bench_copies, kernels=bench_kernels, schemes=bench_schemes,
     )
     benches[args.bench](args.steps)
 

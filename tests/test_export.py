@@ -231,3 +231,38 @@ def test_metadata_without_preprocessing_is_refused(tmp_path, supernet):
     with pytest.raises(ValueError, match=r"no 'preprocessing' entry with 'mean' and 'std'"):
         export.export_subnet(supernet, ARCHS["smallest"], tmp_path / "x", metadata={})
     assert not (tmp_path / "x").exists()
+
+
+def test_an_sse_supernet_exports_each_arch_from_its_bucket(tmp_path, metadata):
+    """Seed paper 001 §2.3: an arch is evaluated and exported with the sub-supernet of its
+    (d3, d4) bucket (``depth34_table``, whole copies with ``split_stem``); every copy holds
+    other weights here, so only the right copy reproduces the supernet's logits."""
+    from tfnas import static
+
+    keras.utils.set_random_seed(0)
+    net = supernet_lib.Supernet(space="fmnist", num_copies=5, routing="depth34_table",
+                                split_stem=True)
+    net.build()
+    rng = np.random.default_rng(3)
+    for v in net.trainable_variables:
+        v.assign(v.numpy() + rng.normal(0.0, 0.05, size=v.shape).astype(np.float32))
+    _randomize_bn(net, seed=3)
+    images = np.random.default_rng(1).normal(size=(4, 28, 28, 1)).astype(np.float32)
+    # (d3, d4) -> bucket, SCHEMES.md §3.1 step 8 (tests/test_supernet.py has the whole table).
+    wanted = {(8, 5): 2, (2, 2): 0, (5, 2): 1, (4, 5): 3, (5, 3): 4}
+    archs = {}
+    for arch in SPACE.sample_many(3000, 0):
+        pair = (arch.depths[2], arch.depths[3])
+        if pair in wanted and wanted[pair] not in archs:
+            archs[wanted[pair]] = arch
+    assert sorted(archs) == [0, 1, 2, 3, 4]
+    for bucket, arch in archs.items():
+        meta = export.read_metadata(
+            export.export_subnet(net, arch, tmp_path / str(bucket), metadata=metadata)
+        )
+        assert set(meta["weight_copies"].values()) == {bucket}, meta["weight_copies"]
+        model = static.extract_subnet(net, arch)
+        want = net(images, arch=arch.digits(), training=False).numpy()
+        got = model(images, training=False).numpy()
+        scale = np.abs(want).max()
+        assert np.abs(got - want).max() <= 1e-5 * scale, bucket
