@@ -66,7 +66,8 @@ APS, CPT, SSE = 324, 138, 138
 # stage -> (config file, steps, extra overrides, the stage it starts from)
 STAGES = {
     "baseline": ("fmnist_ranking.py", 600,
-                 ["--config.train.scheme=multipath", "--config.train.num_paths=4"], None),
+                 ["--config.train.scheme=multipath", "--config.train.num_paths=4",
+                  "--config.supernet.dropout=0.0"], None),
     "aps600": ("fmnist_aps.py", 600, [], None),
     "aps324": ("fmnist_aps.py", APS, [], None),
     "cpt276": ("fmnist_cpt.py", 600 - APS, [], "aps324"),

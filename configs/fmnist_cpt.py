@@ -25,6 +25,8 @@ def get_config(variant=None):
     config = fmnist_ranking.get_config()
     config.name = "fmnist_cpt"
     config.train.scheme = "cpt"
+    # Plain cross-entropy on every path, no dropout (SCHEMES.md §3.1 step 3).
+    config.supernet.dropout = 0.0
     config.train.learning_rate = 0.025
     config.train.warmup_epochs = 0.0
     if variant == "tiny":

@@ -49,6 +49,8 @@ def get_config(variant=None):
     config.supernet.num_copies = 5
     config.supernet.split_stem = True
     config.train.scheme = "sse"
+    # Plain cross-entropy on every path, no dropout (SCHEMES.md §3.1 step 3).
+    config.supernet.dropout = 0.0
     config.train.learning_rate = 0.075
     config.train.warmup_epochs = 0.0
     config.train.teacher = "init_largest"

@@ -171,6 +171,24 @@ def check_weight_by_step():
     return out
 
 
+def check_l2_weight():
+    """A member at weight 0.5 with ``l2_weight=1``: the first update is the gradient of
+    0.5 CE + WD * L2 (the penalty at full strength); with the default (None), of
+    0.5 (CE + WD * L2)."""
+    images, labels = batch()
+    out = {}
+    for name, l2_weight, l2_scale in (("own", 1.0, 1.0), ("default", None, 0.5)):
+        net = make_net()
+        scheme = ListScheme(lambda s, step, w=l2_weight: [Member(
+            "m", LARGEST, "labels", regularize=True, weight=0.5, l2_weight=w)])
+        trainer = make_trainer(net, scheme)
+        ref = grads_of(net, lambda net=net, c=l2_scale: (
+            0.5 * ce(labels, net(images, arch=LARGEST, training=True))
+            + c * WD * l2_of(net, LARGEST)))
+        out[name] = step_error(net, trainer, images, labels, ref)
+    return out
+
+
 def check_labels_plus_teacher():
     images, labels = batch()
     net = make_net()
@@ -567,6 +585,7 @@ def check_replicas():
 CHECKS = {
     "old_engine": check_old_engine,
     "weight_by_step": check_weight_by_step,
+    "l2_weight": check_l2_weight,
     "labels_plus_teacher": check_labels_plus_teacher,
     "external_teacher": check_external_teacher,
     "rank_hinge": check_rank_hinge,

@@ -116,7 +116,7 @@ def test_member_weights_are_half_and_half():
     scheme = cpt.CPTScheme(SPACE, seed=1)
     members = scheme.members(tf.constant(0, tf.int64))
     assert len(members) == 11
-    assert members[0].weight == 0.5 and members[0].regularize
+    assert members[0].weight == 0.5 and members[0].regularize and members[0].l2_weight == 1.0
     assert all(m.weight == pytest.approx(0.05) and not m.regularize for m in members[1:])
     assert all(m.target == "labels" for m in members)
 

@@ -83,6 +83,7 @@ def test_loss_weights_are_point_four_point_four_point_two():
     assert len(members) == 8
     sampled = members[0]
     assert sampled.target == "labels+external_teacher" and sampled.regularize
+    assert sampled.l2_weight == 1.0  # weight decay at full strength (SCHEMES.md §3.2)
     # weight * ((1 - alpha) * CE + alpha * KL) = 0.4 CE + 0.4 KL.
     assert sampled.weight * (1 - sampled.teacher_alpha) == pytest.approx(0.4)
     assert sampled.weight * sampled.teacher_alpha == pytest.approx(0.4)

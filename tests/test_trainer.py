@@ -214,6 +214,13 @@ def test_loss_weight_is_a_function_of_the_step(checks):
     assert result["zero_weight_moved"] == 0, result
 
 
+def test_a_member_can_weigh_its_l2_penalty_apart_from_its_loss(checks):
+    """CPT's and SSE's sampled arch: loss weight 0.5 / 0.8, weight decay at full strength."""
+    result = checks["l2_weight"]
+    for case in ("own", "default"):
+        assert result[case]["error"] < TIGHT and result[case]["moved"] > 10, result
+
+
 def test_labels_plus_teacher(checks):
     result = checks["labels_plus_teacher"]
     assert result["error"] < TIGHT and result["moved"] > 10, result

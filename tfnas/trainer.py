@@ -375,8 +375,12 @@ class SupernetTrainer(keras.Model):
         inputs = {
             "weight": tf.cast(member.weight, dtype),
             "dropout": tf.constant(float(member.dropout), self.supernet.compute_dtype),
-            "l2": tf.constant(self.weight_decay if member.regularize else 0.0, dtype),
         }
+        # The L2 coefficient carries the member's weight unless the member sets its own
+        # (Member.l2_weight), so the penalty can be added after the loss is weighted.
+        l2_weight = member.weight if member.l2_weight is None else member.l2_weight
+        inputs["l2"] = (tf.cast(self.weight_decay if member.regularize else 0.0, dtype)
+                        * tf.cast(l2_weight, dtype))
         mix = self._mix(member)
         if mix is not None:
             inputs["mix"] = mix
@@ -433,14 +437,14 @@ class SupernetTrainer(keras.Model):
         with tf.GradientTape() as tape:
             logits = self._forward(arch, images, inputs)
             loss, context_loss = self._target_loss(kind, labels, logits, images, inputs)
+            loss = loss * inputs["weight"]
             if self.weight_decay:
                 # Only the weight copies this member routes to (SCHEMES.md §7.1 H): an
                 # unrouted copy keeps an all-zero gradient, which LazySGD skips. The
-                # coefficient is 0 for members without ``regularize``.
+                # coefficient is 0 for members without ``regularize`` and carries the
+                # member's weight by default: at weight 0 (a group's off-step of an
+                # alternation) the member's gradient is exactly 0, L2 included.
                 loss += inputs["l2"] * tf.cast(self.supernet.l2_penalty(arch), loss.dtype)
-            # The weight scales the whole loss: at weight 0 (a group's off-step of an
-            # alternation) the member's gradient is exactly 0, L2 included.
-            loss = loss * inputs["weight"]
             scaled = self.optimizer.scale_loss(distribute.scale_loss(loss))
         grads = [
             tf.zeros(v.shape, v.dtype) if d is None else tf.convert_to_tensor(d)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tfnas import supernet as supernet_lib
 
@@ -26,6 +27,9 @@ def _command(workdir):
             f"--workdir={workdir}", *OVERRIDES]
 
 
+# ~3 minutes (two bin/train runs and a killed one); tests/test_cpt.py checks in-process that a
+# checkpoint holds the pool and a restored run continues with it.
+@pytest.mark.slow
 def test_kill_9_then_resume_continues_with_the_same_pool(tmp_path, kill_at_checkpoint):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     state = tmp_path / "run" / "oneshot" / "checkpoints" / "state.json"

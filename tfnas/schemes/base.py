@@ -81,6 +81,11 @@ class Member:
         loss (`tfnas.supernet.Supernet.l2_penalty`).
       weight: the loss weight, a float or a scalar tensor (e.g. a function of the step, as
         RD-NAS's lambda(e) or CPT's 0.5/0.05); 0 leaves the member's gradient exactly 0.
+      l2_weight: the weight of the member's L2 penalty (with ``regularize``): None (the
+        default) scales it with ``weight``, so a member at weight 0 moves nothing; a number
+        applies the penalty at that weight whatever ``weight`` is (CPT and SSE: the
+        authors' L2 acts once per update at full strength while the sampled arch's loss
+        weighs 0.5 or 0.8, SCHEMES.md §3.2).
       teacher_alpha: the teacher's share for the ``labels+...`` targets.
       batch_slice: ``(k, m)``: the member sees the k-th of m equal slices of the
         (per-replica) batch (K-shot's simplex step: m paths on b/m images each).
@@ -103,6 +108,7 @@ class Member:
     dropout: float = 0.0
     regularize: bool = False
     weight: Any = 1.0
+    l2_weight: Any = None
     teacher_alpha: Any = 0.5
     batch_slice: tuple[int, int] | None = None
     mix: Any = None

@@ -16,7 +16,9 @@ before (multi-model forgetting). The pool is kept diverse by the rule of the aut
 (100) most recent sampled archs:
 
 1. every ``redraw_every`` (500) steps of a phase -- and at its first step -- C is drawn
-   afresh (``pool_size`` independent draws of the sampler);
+   afresh (``pool_size`` independent draws of the sampler). Counted in steps from the
+   phase's start, as the paper says; the authors' code tests the batch index within the
+   epoch, so it also redraws at every epoch start (SCHEMES.md §3.1 step 7b);
 2. ``a`` enters R (first in, first out);
 3. the constraint ``c_n`` nearest to ``a`` (Eq. 2 distance, `arch_distance`) is replaced by
    the code among ``c_n`` and R (scanned in that order, oldest first) with the largest mean
@@ -241,7 +243,10 @@ class CPTScheme(Scheme):
     # -- the scheme contract -------------------------------------------------------------
 
     def sampled_member(self, step, arch) -> Member:
-        return Member("sampled", arch, "labels", False, self.dropout, True, self.sampled_weight)
+        # Weight decay once per step at full strength, not scaled by the 0.5 (Paddle's L2
+        # acts in the optimizer, SCHEMES.md §3.2).
+        return Member("sampled", arch, "labels", False, self.dropout, True, self.sampled_weight,
+                      l2_weight=1.0)
 
     def members(self, step):
         state = self._state_of(step)

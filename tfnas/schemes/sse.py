@@ -177,7 +177,9 @@ class SSEScheme(cpt.CPTScheme):
             sub = tf.slice(tf.constant(table), [tf.gather(starts, bucket), 0],
                            [tf.gather(counts, bucket), ss.CODE_LENGTH])
             if member == 0:
-                return sampling.list_arch(self.seed, step, sub)
+                # Counted from the bucket's first step: each bucket starts a fresh pass
+                # over its codes (the authors' per-bucket shuffled loader).
+                return sampling.list_arch(self.seed, self._restart(step)[1], sub)
             return sampling.choice_arch(seed, sub)
         pairs = tf.gather(tf.constant(self._pair_table), bucket)[: tf.gather(
             tf.constant(self._pair_counts), bucket)]
@@ -187,8 +189,10 @@ class SSEScheme(cpt.CPTScheme):
         if self.distill_weight > 0:
             total = self.ce_weight + self.distill_weight
             return Member("sampled", arch, "labels+external_teacher", False, self.dropout,
-                          True, total, teacher_alpha=self.distill_weight / total)
-        return Member("sampled", arch, "labels", False, self.dropout, True, self.ce_weight)
+                          True, total, teacher_alpha=self.distill_weight / total, l2_weight=1.0)
+        # Weight decay at full strength whatever the loss weights (as CPT's).
+        return Member("sampled", arch, "labels", False, self.dropout, True, self.ce_weight,
+                      l2_weight=1.0)
 
     def get_config(self):
         config = Scheme.get_config(self)
