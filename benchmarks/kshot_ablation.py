@@ -29,8 +29,9 @@ method as published, and ``lr_k`` what compensating would change.
 
 The report ranks every arm on the 40 archs against the ground truth (seed 0) with
 `tfnas.ranking.ranking_report`: Kendall tau with bootstrap CIs, and the paired tau difference
-of every arm against ``oneshot`` (paired bootstrap CI, permutation p), and of ``full`` against
-``fixed`` (what the simplex-net adds). The ceiling is the ground truth's agreement with itself
+of every arm against ``oneshot`` (paired bootstrap CI, permutation p), of ``full`` against
+``fixed`` (what the simplex-net adds), of each Table-5 row against the row above it and of
+each K against the K below it. The ceiling is the ground truth's agreement with itself
 (seed 0 vs seed 1, n = 15). Each arm is resumable: rerun the same command after a kill.
 Products: ``kshot_ablation/`` (``report.json``, ``report.md``, ``tau_by_arm.png``,
 ``tau_by_k.png``, the same two in TensorBoard under ``summary/``, and each arm's workdir).
@@ -142,12 +143,20 @@ def main():
     report["full_vs_fixed"] = arm_report.paired(done, "full", "fixed", args.bootstrap)
     # The merged-weight learning-rate compensation: lr x K against as published.
     report["lr_k_vs_full"] = arm_report.paired(done, "lr_k", "full", args.bootstrap)
+    # Each row of Table 5 against the row above it, and each K against the K below it.
+    report["steps_up"] = {
+        f"{row[i + 1]} - {row[i]}": d
+        for row in (TABLE5, K_SWEEP) for i in range(len(row) - 1)
+        if (d := arm_report.paired(done, row[i + 1], row[i], args.bootstrap)) is not None
+    }
     report["arms"] = arm_report.arm_rows(OUT, done)
     report["plots"] = plots(report, done)
     (OUT / "report.json").write_text(json.dumps(report, indent=1))
     lines = (arm_report.header_lines(report)
              + arm_report.paired_line("kshot full - kshot fixed", report["full_vs_fixed"])
              + arm_report.paired_line("kshot lr_k - kshot full", report["lr_k_vs_full"])
+             + [line for title, d in report["steps_up"].items()
+                for line in arm_report.paired_line(title, d)]
              + arm_report.arms_table(report["arms"], with_k=True))
     (OUT / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
