@@ -47,6 +47,11 @@ compensation needs two things the scheme does not own: a per-*variable* learning
 multiplier (`Scheme.lr_multipliers` scales per weight copy and location, BN and classifier
 included, so a factor K there would also speed up the non-merged variables) and a
 ``sqrt(K)`` init scale in `tfnas.elastic.ElasticConv2D`. Both are recorded as follow-ups.
+Measured (``benchmarks/kshot_ablation.py``, arm ``lr_k``: the whole supernet's learning rate
+x K = 4, the closest available knob): mean subnet accuracy 0.814 against 0.765, Kendall tau
++0.087 against +0.012, paired difference +0.075 [-0.215, +0.363] (p = 0.60, n = 40): the
+compensation recovers accuracy but changes the ranking by less than the noise, so the
+default stays as published.
 """
 
 from __future__ import annotations
