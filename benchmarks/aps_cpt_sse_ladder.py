@@ -155,11 +155,8 @@ def plots(report: dict, done: dict, out: Path) -> list[str]:
 
 
 def report_rungs(out: Path, n_boot: int) -> None:
-    done = {}
-    for rung, stage in RUNGS.items():
-        scores = arm_report.arm_scores(out / stage)
-        if scores is not None:
-            done[rung] = scores
+    by_stage = arm_report.scored_arms(out, RUNGS.values())
+    done = {rung: by_stage[stage] for rung, stage in RUNGS.items() if stage in by_stage}
     report = arm_report.rank_arms(done, BASELINE, n_boot)
     names = [r for r in RUNGS if r in done]
     report["steps_up"] = {
@@ -205,10 +202,7 @@ def main():
                         help="the configs' :tiny variants (synthetic data, a few steps)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
-    rungs = args.rungs.split(",")
-    unknown = [r for r in rungs if r not in RUNGS]
-    if unknown:
-        raise SystemExit(f"error: unknown rungs {unknown}; expected some of {list(RUNGS)}")
+    rungs = arm_report.selected(args.rungs, RUNGS, "rungs")
     out = Path(args.out)
     if args.tiny and out.resolve() == OUT.resolve():
         raise SystemExit("error: --tiny writes smoke-run products; pass --out=<a scratch dir>")

@@ -32,6 +32,20 @@ def ground_truth(path: Path = GT) -> dict[str, float]:
     return dict(scores_lib.load_scores(str(path), "ground_truth"))
 
 
+def selected(names: str, known, what: str = "arms") -> list[str]:
+    """The comma-separated ``names`` of a ``--arms`` flag, each one of ``known``."""
+    chosen = names.split(",")
+    unknown = [a for a in chosen if a not in known]
+    if unknown:
+        raise SystemExit(f"error: unknown {what} {unknown}; expected some of {list(known)}")
+    return chosen
+
+
+def scored_arms(out: Path, names) -> dict[str, dict[str, float]]:
+    """{arm: its scores} of the arms of ``names`` (in that order) scored under ``out``."""
+    return {arm: s for arm in names if (s := arm_scores(out / arm)) is not None}
+
+
 def arm_scores(workdir: Path) -> dict[str, float] | None:
     """The supernet accuracies ``--stage=evaluate`` wrote in ``workdir``; None before it ran."""
     results = registry.read_manifest(str(workdir), "evaluate").get("results")

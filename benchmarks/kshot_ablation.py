@@ -129,15 +129,12 @@ def main():
     parser.add_argument("--report_only", action="store_true")
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
-    arms = args.arms.split(",")
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown:
-        raise SystemExit(f"error: unknown arms {unknown}; expected some of {list(ARMS)}")
+    arms = arm_report.selected(args.arms, ARMS)
     if not args.report_only:
         for arm in arms:
             train_and_score(CONFIG, OUT / arm, ARCHS, ARMS[arm][1])
 
-    done = {arm: s for arm in ARMS if (s := arm_report.arm_scores(OUT / arm)) is not None}
+    done = arm_report.scored_arms(OUT, ARMS)
     report = arm_report.rank_arms(done, BASELINE, args.bootstrap, row=_row)
     # What the simplex-net (with r_c) adds over the uniform merge: full - fixed.
     report["full_vs_fixed"] = arm_report.paired(done, "full", "fixed", args.bootstrap)
