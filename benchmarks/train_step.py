@@ -89,6 +89,18 @@ def timed(fn, steps, warmup=3):
     return statistics.median(times)
 
 
+def alternating_medians(fns: dict, steps: int) -> dict:
+    """{name: median seconds} of ``steps`` rounds, each running every function of ``fns``
+    once in turn: on a shared host the load then hits all of them alike."""
+    times = {name: [] for name in fns}
+    for _ in range(steps):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def sgd():
     """SGD with momentum, loss-scaled when the global policy is mixed_float16."""
     return precision.wrap_optimizer(
@@ -229,13 +241,8 @@ def bench_copies(steps):
             params[g] = net.count_params()
             for _ in range(3):  # trace and warm up
                 fns[g]()
-        times = {g: [] for g in fns}
-        for _ in range(steps):
-            for g, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                times[g].append(time.perf_counter() - start)
-        t1, t7 = (statistics.median(times[g]) for g in (1, 7))
+        medians = alternating_medians(fns, steps)
+        t1, t7 = medians[1], medians[7]
         print(
             f"| {name} | {batch} | {size} | {t1 * 1e3:.1f} | {t7 * 1e3:.1f} | {t7 / t1:.2f} | "
             f"{params[1]:,} | {params[7]:,} |", flush=True,
@@ -312,13 +319,7 @@ def bench_schemes(steps):
             fns[scheme], _ = config_step(config, name)
             for _ in range(3):
                 fns[scheme]()
-        times = {n: [] for n in fns}
-        for _ in range(steps):
-            for n, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                times[n].append(time.perf_counter() - start)
-        t = {n: statistics.median(v) for n, v in times.items()}
+        t = alternating_medians(fns, steps)
         print(f"| {name} | {SETTINGS[name][0]} | "
               + " | ".join(f"{t[n] * 1e3:.1f}" for n in names) + " | "
               + " | ".join(f"{t[n] / t['sandwich']:.2f}" for n in names[1:]) + " |",
@@ -355,13 +356,7 @@ def bench_kernels(steps):
             fns[k], params[k] = kshot_trainer(name, k)
             for _ in range(4):
                 fns[k]()
-        times = {k: [] for k in kinds}
-        for _ in range(steps):
-            for k in kinds:
-                start = time.perf_counter()
-                fns[k]()
-                times[k].append(time.perf_counter() - start)
-        t = {k: statistics.median(times[k]) for k in kinds}
+        t = alternating_medians(fns, steps)
         print(
             f"| {name} | {SETTINGS[name][0]} | {t[1] * 1e3:.1f} | {t[2] * 1e3:.1f} | "
             f"{t[8] * 1e3:.1f} | {t[8] / t[1]:.2f} | {t[8] / t[2]:.2f} | "
@@ -400,13 +395,8 @@ def bench_precision(steps):
             steps_fn[policy] = lambda step=step, d=batch_data: step(d)["loss"].numpy()
             for _ in range(3):  # trace and warm up
                 steps_fn[policy]()
-        times = {p: [] for p in policies}
-        for _ in range(steps):
-            for policy in policies:
-                start = time.perf_counter()
-                steps_fn[policy]()
-                times[policy].append(time.perf_counter() - start)
-        medians = [statistics.median(times[p]) for p in policies]
+        by_policy = alternating_medians({p: steps_fn[p] for p in policies}, steps)
+        medians = [by_policy[p] for p in policies]
         print(
             f"| {name} | {batch} | {size} | "
             + " | ".join(f"{m * 1e3:.1f}" for m in medians)
