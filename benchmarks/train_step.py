@@ -328,16 +328,19 @@ def bench_schemes(steps):
 
 def bench_kernels(steps):
     """K-shot's cost (seed paper 004, Table 1: +4% over one-shot): the training step at
-    K = 8 and K = 2 against K = 1, same batch. A K-shot step is the supernet step *and* the
-    simplex step of the alternation, one of them at loss weight 0 (no `tf.cond`), so it
-    costs about two one-shot steps whatever K is; the K = 8 / K = 2 ratio isolates what the
-    dictionaries add (the merge before every convolution). The steps of the three alternate
-    in one process (this host is shared); medians over ``steps`` rounds, after 4 warm-up
-    steps (both parities traced). Each one's peak RSS is measured first, in its own
-    process (4 steps)."""
+    K = 8 and K = 2 against K = 1, same batch. K-shot alternates a supernet step and a
+    simplex step (m paths on b/m images each); the members of the off kind are skipped
+    (`Member.skip_at_zero_weight`), so a step runs one kind. The table gives each kind's
+    step and their mean (the cost of a step over training); K = 1 is the one-shot uniform
+    path, whose "two kinds" are two identical steps. The K = 8 / K = 2 ratio isolates what
+    the dictionaries add (the merge before every convolution). The steps of the three
+    alternate in one process (this host is shared), each trainer's two kinds in turn;
+    medians over ``steps`` rounds, after 2 warm-up steps each (both kinds traced). Each
+    one's peak RSS is measured first, in its own process (4 steps)."""
     kinds = (1, 2, 8)
-    print("| space | batch | K=1 (ms) | K=2 (ms) | K=8 (ms) | K=8 / K=1 | K=8 / K=2 | "
-          "params K=1 / K=8 | peak RSS MiB K=1 / K=2 / K=8 |")
+    print("| space | batch | K=1 (ms) | K=2 supernet / simplex / mean (ms) | K=8 supernet / "
+          "simplex / mean (ms) | K=8 / K=1 | K=8 / K=2 | params K=1 / K=8 | "
+          "peak RSS MiB K=1 / K=2 / K=8 |")
     print("|---|---|---|---|---|---|---|---|---|")
     # Memory first, while this process is small: Linux carries a parent's peak RSS over
     # fork + exec into the child's ru_maxrss.
@@ -353,13 +356,19 @@ def bench_kernels(steps):
     for name in SETTINGS:
         fns, params = {}, {}
         for k in kinds:
-            fns[k], params[k] = kshot_trainer(name, k)
-            for _ in range(4):
-                fns[k]()
+            step, params[k] = kshot_trainer(name, k)
+            for _ in range(2):
+                step()
+            # Steps 2, 4, ... are supernet steps, 3, 5, ... simplex steps (no warm-up).
+            fns[(k, "supernet")] = fns[(k, "simplex")] = step
         t = alternating_medians(fns, steps)
+        mean = {k: (t[(k, "supernet")] + t[(k, "simplex")]) / 2 for k in kinds}
+
+        cell = {k: " / ".join(f"{v * 1e3:.1f}" for v in
+                              (t[(k, "supernet")], t[(k, "simplex")], mean[k])) for k in kinds}
         print(
-            f"| {name} | {SETTINGS[name][0]} | {t[1] * 1e3:.1f} | {t[2] * 1e3:.1f} | "
-            f"{t[8] * 1e3:.1f} | {t[8] / t[1]:.2f} | {t[8] / t[2]:.2f} | "
+            f"| {name} | {SETTINGS[name][0]} | {mean[1] * 1e3:.1f} | {cell[2]} | {cell[8]} | "
+            f"{mean[8] / mean[1]:.2f} | {mean[8] / mean[2]:.2f} | "
             f"{params[1]:,} / {params[8]:,} | {' / '.join(f'{p:.0f}' for p in peaks[name])} |",
             flush=True,
         )

@@ -316,16 +316,17 @@ def check_mix():
     return out
 
 
-def alternating_scheme(ring=0):
+def alternating_scheme(ring=0, skip=False):
     """K-shot-like alternation: even steps train the weights at the uniform code, odd steps
-    the simplex-net on half the batch; each member's weight is 0 on the other steps."""
+    the simplex-net on half the batch; each member's weight is 0 on the other steps (where
+    with ``skip`` it does not run)."""
     def members(s, step):
         odd = tf.cast(tf.math.floormod(step, 2), tf.float64)
         return [
             Member("weights", s.arch(step, 0), "labels", mix="uniform", weight=1.0 - odd,
-                   regularize=True),
+                   regularize=True, skip_at_zero_weight=skip),
             Member("simplex", s.arch(step, 1), "labels", batch_slice=(0, 2), weight=odd,
-                   trains=("simplex",)),
+                   trains=("simplex",), skip_at_zero_weight=skip),
         ]
     return ListScheme(members, groups=kshot_groups, ring=ring)
 
@@ -347,6 +348,47 @@ def check_groups_alternate():
     out["iterations"] = [int(trainer.optimizer.iterations.numpy()),
                          int(trainer.optimizer_simplex.iterations.numpy())]
     out["sizes"] = {g: len(vs) for g, vs in groups.items()}
+    return out
+
+
+def check_skip_at_zero_weight():
+    """`Member.skip_at_zero_weight`: the off members of an alternation do not run, and the
+    weights come out bitwise as when they run at weight 0."""
+    images, labels = batch()
+    out = {}
+    # (1) 4 alternating steps, with and without the skip: the same bits (dropout 0, a
+    # stateless sampler: the same archs and computations but the skipped ones).
+    finals = {}
+    for skip in (False, True):
+        net = make_net(num_kernels=2)
+        trainer = make_trainer(net, alternating_scheme(skip=skip), group_lrs={"simplex": 2 * LR})
+        for _ in range(4):
+            trainer.train_on_batch(images, labels)
+        finals[skip] = [v.numpy() for v in trainer.weights]
+        finals[skip] += [v.numpy() for o in trainer.optimizers_by_group().values()
+                         for v in o.variables]
+    out["count"] = len(finals[True])
+    out["bitwise_diff"] = sum(int(np.any(a != b)) for a, b in zip(finals[False], finals[True]))
+    # (2) The skipped member's forward does not run: fed a NaN simplex code at weight 0 (a
+    # tensor of the step, so not known at trace time), it would make every weight it
+    # routes to NaN (0 * NaN); skipped, the weights stay finite and move by the other member.
+    nan_code = tf.constant([np.nan, np.nan], tf.float64)
+    for skip in (False, True):
+        def members(s, step, skip=skip):
+            off = tf.cast(step, tf.float64) * 0.0  # 0, but only at run time
+            return [Member("on", s.arch(step, 0), "labels", mix="uniform"),
+                    Member("off", s.arch(step, 1), "labels", mix=nan_code, weight=off,
+                           skip_at_zero_weight=skip)]
+        net = make_net(num_kernels=2)
+        trainer = make_trainer(net, ListScheme(members, groups=kshot_groups),
+                               group_lrs={"simplex": LR})
+        before = [v.numpy().copy() for v in net.trainable_variables]
+        trainer.train_on_batch(images, labels)
+        out[f"nan_skip{int(skip)}"] = dict(
+            nan=sum(int(np.any(np.isnan(v.numpy()))) for v in net.trainable_variables),
+            moved=sum(int(np.any(v.numpy() != b))
+                      for v, b in zip(net.trainable_variables, before)),
+        )
     return out
 
 
@@ -501,7 +543,8 @@ def check_shared_traces():
 def replica_schemes():
     """Every mechanism, in two schemes (one would make a graph too big for a test machine):
     targets (in-place, external, ranking, forward only) and the K-shot-like alternation
-    (groups, slices, simplex codes, per-copy multipliers, scheme state)."""
+    (groups, slices, simplex codes, per-copy multipliers, scheme state, members skipped at
+    weight 0)."""
     def targets(s, step):
         return [
             Member("largest", LARGEST, "labels", is_teacher=True, regularize=True,
@@ -518,9 +561,10 @@ def replica_schemes():
         return [
             Member("largest", LARGEST, "labels", is_teacher=True, regularize=True,
                    mix="uniform", weight=1.0 - odd),
-            Member("small", s.arch(step, 0), "labels+teacher", mix="uniform", weight=1.0 - odd),
+            Member("small", s.arch(step, 0), "labels+teacher", mix="uniform", weight=1.0 - odd,
+                   skip_at_zero_weight=True),
             Member("simplex", s.arch(step, 6), "labels", batch_slice=(0, 2), weight=odd,
-                   trains=("simplex",)),
+                   trains=("simplex",), skip_at_zero_weight=True),
         ]
 
     # (scheme, supernet arguments, variable-group learning rates)
@@ -593,6 +637,7 @@ CHECKS = {
     "forward_only_and_slice": check_forward_only_and_slice,
     "mix": check_mix,
     "groups_alternate": check_groups_alternate,
+    "skip_at_zero_weight": check_skip_at_zero_weight,
     "copies_multipliers_and_masked_l2": check_copies_multipliers_and_masked_l2,
     "shared_traces": check_shared_traces,
 }

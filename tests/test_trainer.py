@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfnas import sampling
 from tfnas import schemes
 from tfnas import search_space as ss
 from tfnas import supernet as supernet_lib
@@ -272,6 +273,36 @@ def test_variable_groups_alternate_without_moving_the_frozen_group(checks):
     assert result["step2"]["simplex"] == 0 and result["step2"]["supernet"] > 100, result
     assert result["iterations"] == [3, 3], result
     assert result["learning_rates"] == [0.125, 0.25], result
+
+
+def test_a_member_at_weight_zero_can_be_skipped(checks):
+    result = checks["skip_at_zero_weight"]
+    # Skipping the off members of an alternation changes no bit of the weights or slots.
+    assert result["count"] > 300 and result["bitwise_diff"] == 0, result
+    # Its forward does not run: a NaN code at weight 0 poisons the weights unless skipped
+    # (so the check can fail), while the other member still trains them.
+    assert result["nan_skip0"]["nan"] > 100, result
+    assert result["nan_skip1"]["nan"] == 0 and result["nan_skip1"]["moved"] > 100, result
+
+
+@pytest.mark.parametrize("target,reads", [("teacher", "is_teacher"), ("rank_hinge", "pair")])
+def test_a_member_reading_a_skippable_one_must_be_skippable(target, reads):
+    keras.utils.set_random_seed(0)
+    net = supernet_lib.Supernet(space="fmnist")
+    net.build()
+    arch = sampling.constant_arch(SPACE.largest())
+
+    class Reader(schemes.Scheme):
+        def members(self, step):
+            return [
+                schemes.Member("a", arch, "labels", is_teacher=True, weight=0.0,
+                               skip_at_zero_weight=True),
+                schemes.Member("b", arch, target, pair="a" if target == "rank_hinge" else None),
+            ]
+
+    with pytest.raises(ValueError, match="Member 'b' reads member 'a', which has "
+                       "skip_at_zero_weight=True.*on 'b' too"):
+        trainer_lib.SupernetTrainer(net, Reader(SPACE))
 
 
 def test_scheme_state_and_both_optimizers_are_checkpointed(checks):

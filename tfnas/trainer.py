@@ -205,25 +205,35 @@ class SupernetTrainer(keras.Model):
         names = [m.name for m in members]
         if len(set(names)) != len(names):
             raise ValueError(f"The scheme's members need distinct names, received {names}.")
-        seen, teacher = set(), False
+        seen, teacher = {}, None
         for m in members:
-            if m.target in _INPLACE and not teacher:
+            if m.target in _INPLACE and teacher is None:
                 raise ValueError(
                     f"Member {m.name!r} is distilled from the teacher, but no earlier member "
                     "of the scheme has is_teacher=True. Put the teacher first."
-                )
-            if m.target in _EXTERNAL and self.teacher_model is None:
-                raise ValueError(
-                    f"Member {m.name!r} has target {m.target!r}, but the trainer has no "
-                    "teacher_model; pass SupernetTrainer(..., teacher_model=model)."
                 )
             if m.target == "rank_hinge" and m.pair not in seen:
                 raise ValueError(
                     f"Member {m.name!r} is ranked against {m.pair!r}, which is not an earlier "
                     f"member (earlier: {sorted(seen)}). Put the pair's first member before it."
                 )
-            seen.add(m.name)
-            teacher = teacher or m.is_teacher
+            read = teacher if m.target in _INPLACE else seen.get(m.pair)
+            if m.target in (*_INPLACE, "rank_hinge") and read.skip_at_zero_weight and (
+                not m.skip_at_zero_weight
+            ):
+                raise ValueError(
+                    f"Member {m.name!r} reads member {read.name!r}, which has "
+                    "skip_at_zero_weight=True, but is not skippable itself: at a step where "
+                    f"{read.name!r} weighs 0 it would read zeros. Set skip_at_zero_weight=True "
+                    f"on {m.name!r} too (with the same weight), or on neither."
+                )
+            if m.target in _EXTERNAL and self.teacher_model is None:
+                raise ValueError(
+                    f"Member {m.name!r} has target {m.target!r}, but the trainer has no "
+                    "teacher_model; pass SupernetTrainer(..., teacher_model=model)."
+                )
+            seen[m.name] = m
+            teacher = m if m.is_teacher else teacher
 
     def _check_groups(self, groups: dict) -> dict:
         if SUPERNET_GROUP not in groups:
@@ -474,6 +484,35 @@ class SupernetTrainer(keras.Model):
             )
         return programs[key]
 
+    def _gated(self, member: Member, run, images, weight):
+        """``run()``, or for a `Member.skip_at_zero_weight` member at weight 0 what it
+        would have given without running: zero gradients (exactly what the weight makes
+        them), a zero loss, context loss and logits.
+
+        The ``tf.cond`` holds the member's computation only, never an optimizer update or a
+        mirrored-variable assignment (which fail inside it under MirroredStrategy,
+        TF_NOTES.md): its BN statistics are per-replica (`ElasticBatchNorm`), and the
+        gradients leave the cond before the groups' one update. Every replica takes the
+        same branch: the weight derives from the step.
+        """
+        static = tf.get_static_value(weight)
+        if not member.skip_at_zero_weight or static is not None and static != 0:
+            return run()
+        kind = MemberKind.of(member)
+        dtype = self.supernet.dtype
+
+        def skipped():
+            variables = [] if kind.forward_only else [
+                v for g in kind.trains for v in self._groups[g]
+            ]
+            zero = tf.zeros([], dtype)
+            logits = tf.zeros([tf.shape(images)[0], self.supernet.space.num_classes], dtype)
+            return [tf.zeros(v.shape, v.dtype) for v in variables], zero, zero, logits
+
+        if static is not None:  # weight 0 at every step: nothing to run
+            return skipped()
+        return tf.cond(tf.not_equal(weight, 0), run, skipped)
+
     def _external_logits(self, images, batch_slice, step_state):
         cache = step_state["external"]
         if batch_slice not in cache:
@@ -517,7 +556,9 @@ class SupernetTrainer(keras.Model):
                 run = self._member_program(member)
             else:
                 run = functools.partial(self._run_member, MemberKind.of(member))
-            member_grads, loss, context_loss, logits = run(member.arch, x, y, inputs)
+            member_grads, loss, context_loss, logits = self._gated(
+                member, functools.partial(run, member.arch, x, y, inputs), x, inputs["weight"]
+            )
             if not member.forward_only:
                 start = 0
                 for g in member.trains:

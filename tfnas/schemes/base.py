@@ -99,6 +99,14 @@ class Member:
       rank_sign: for the rank targets, +1.0 when the prior says this member (b) should be
         the better one, -1.0 when ``pair``/``pair_arch`` (a) should be (a scalar tensor).
       margin: for ``rank_margin``, the margin (a float or scalar tensor).
+      skip_at_zero_weight: when ``weight`` is 0 at a step, the member's forward and
+        backward do not run (a ``tf.cond`` around its computation, never around an update:
+        its gradient is then the exact 0 the weight would have made it); its loss and
+        logits in the step's context read 0. For alternations, where half the members are
+        at weight 0 on every step (K-shot, seed paper 004 Alg. 2: without the skip a step
+        costs a supernet step *and* a simplex step). A member that reads a skippable one
+        (its in-place teacher or its ``pair``) must be skippable too, so it never reads the
+        zeros; a scheme's `Scheme.update` must not read a skipped member's context.
     """
 
     name: str
@@ -117,6 +125,7 @@ class Member:
     pair_arch: tf.Tensor | None = None
     rank_sign: Any = 1.0
     margin: Any = 0.0
+    skip_at_zero_weight: bool = False
 
     def __post_init__(self):
         if self.target not in TARGETS:

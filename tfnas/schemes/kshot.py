@@ -26,8 +26,10 @@ Every convolution holds K weight dictionaries merged per arch by the simplex cod
 
   The two kinds of members are in every step; the off kind has loss weight 0, so its
   gradient is exactly 0 and `tfnas.optimizers.LazySGD` leaves its whole variable group
-  (momentum included) bitwise as it was -- no ``tf.cond`` (TF_NOTES.md). This costs the
-  off members' compute on every step (about one batch of forward and backward).
+  (momentum included) bitwise as it was -- no ``tf.cond`` around an update (TF_NOTES.md).
+  Every member is ``skip_at_zero_weight``: the off kind's forward and backward do not run
+  (a ``tf.cond`` around the member's computation only), so a step costs one kind's
+  compute, as the paper's +4% over one-shot assumes (Table 1), not both kinds'.
 
 The m paths are m/2 pairs: each pair shares its resolution and depths (the paper's "same
 architecture", §4) and draws its widths independently, so r_c has same-architecture
@@ -294,26 +296,27 @@ class KShotScheme(Scheme):
             arch = self.sample(step, 0)
             members = [
                 Member("path", arch, "labels", False, self.dropout, True, w_net,
-                       mix=self._code(step, arch)),
+                       mix=self._code(step, arch), skip_at_zero_weight=True),
             ]
         else:
             members = [
                 Member("largest", self._largest, "labels", True, self.dropout, True, w_net,
-                       mix=self._code(step, self._largest)),
+                       mix=self._code(step, self._largest), skip_at_zero_weight=True),
                 Member("smallest", self._smallest, "teacher", weight=w_net,
-                       mix=self._code(step, self._smallest)),
+                       mix=self._code(step, self._smallest), skip_at_zero_weight=True),
             ]
             for k in range(self.num_random):
                 arch = self.sample(step, k)
                 members.append(Member(f"random{k + 1}", arch, "teacher", weight=w_net,
-                                      mix=self._code(step, arch)))
+                                      mix=self._code(step, arch), skip_at_zero_weight=True))
         archs = self.path_archs(step)
         for j in range(self.num_paths):
             # mix=None: the trainer runs the simplex-net inside the member's tape, so the
             # gradient reaches it; trains only the simplex group (Eq. 8: supernet frozen).
             members.append(
                 Member(f"simplex{j + 1}", archs[j], "labels", weight=w_simplex,
-                       batch_slice=(j, self.num_paths), mix=None, trains=(SIMPLEX_GROUP,))
+                       batch_slice=(j, self.num_paths), mix=None, trains=(SIMPLEX_GROUP,),
+                       skip_at_zero_weight=True)
             )
         return members
 
