@@ -216,8 +216,11 @@ def test_phases_codes_and_paths():
     config = sandwich.get_config()
     assert kshot.KShotScheme.from_config(config).get_config() == config
     sandwich.variable_groups(net)
-    names = [m.name for m in sandwich.members(tf.constant(0, tf.int64))]
-    assert names == ["largest", "smallest", "random1", "simplex1", "simplex2"]
+    sandwich_members = sandwich.members(tf.constant(0, tf.int64))
+    assert [m.name for m in sandwich_members] == [
+        "largest", "smallest", "random1", "simplex1", "simplex2"]
+    # A step runs one kind (Alg. 2): the off kind, at weight 0, is skipped, not computed.
+    assert all(m.skip_at_zero_weight for m in members + sandwich_members)
 
 
 def test_scheme_needs_kernels_and_even_paths():
