@@ -149,7 +149,7 @@ def plots(report: dict, done: dict, out: Path) -> list[str]:
     fig = plotting.bars_with_ci(
         names, [t["value"] for t in taus], lows, highs, ylabel="Kendall tau vs stand-alone",
         reference=report.get("ceiling"), reference_label="ceiling (GT seed 0 vs 1)",
-        title="Seed paper 001's ladder, Fashion-MNIST (n = 40), 600 steps each")
+        title="Seed paper 001's ladder (n = 40)")
     plotting.save_png(fig, out / "tau_by_rung.png")
     return ["tau_by_rung.png"]
 
