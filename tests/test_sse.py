@@ -228,3 +228,23 @@ def test_init_largest_teacher_is_the_recalibrated_largest_subnet(tmp_path):
     c.train.teacher = str(tmp_path / "missing.keras")
     with pytest.raises(ValueError, match="no such file"):
         teacher_lib.prepare(c, tmp_path / "other")
+
+
+def test_standalone_largest_teacher_is_the_largest_subnet_trained_from_scratch(tmp_path):
+    from tfnas import data as data_lib
+
+    c = importlib.import_module("configs.fmnist_sse").get_config("tiny")
+    c.train.teacher = teacher_lib.STANDALONE_LARGEST
+    path = teacher_lib.prepare(c, tmp_path / "stage")
+    record = teacher_lib.read_record(tmp_path / "stage")
+    assert record["kind"] == "standalone_largest" and record["arch"] == SPACE.largest().code
+    assert record["seed"] == c.standalone.seed and record["recipe"]["space"] == c.space
+    model = teacher_lib.load(path)
+    assert not model.trainable and model.output_shape[-1] == SPACE.num_classes
+    # The saved model is the trained one: its accuracy on the recipe's split is the record's.
+    split = c.standalone.split
+    test = data_lib.build_dataset(c.data, split, c.standalone.eval_batch_size, training=False)
+    model.compile(metrics=["accuracy"], loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True), jit_compile=False)
+    _, acc = model.evaluate(test, verbose=0)
+    assert abs(acc - record[f"{split}_accuracy"]) < 1e-6, (acc, record)

@@ -41,6 +41,12 @@ def train_standalone(config, arch, seed: int) -> tuple[float, float, float]:
       (accuracy on ``standalone.split``, wall seconds, CPU seconds of this process). The CPU
       time is what a recipe costs whatever else shares the machine.
     """
+    return fit_standalone(config, arch, seed)[1:]
+
+
+def fit_standalone(config, arch, seed: int) -> tuple[keras.Model, float, float, float]:
+    """`train_standalone`, with the trained model first: (model, accuracy, wall seconds,
+    CPU seconds). ``train.teacher=standalone_largest`` keeps the model (`tfnas.teacher`)."""
     sa = config.standalone
     space = ss.get_space(config.space)
     start = time.perf_counter()
@@ -70,7 +76,7 @@ def train_standalone(config, arch, seed: int) -> tuple[float, float, float]:
     # The pipeline shuffles (statelessly, from the seed); Keras must not try to.
     model.fit(train, epochs=sa.epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
     _, acc = model.evaluate(test, verbose=0)
-    return float(acc), time.perf_counter() - start, time.process_time() - cpu_start
+    return model, float(acc), time.perf_counter() - start, time.process_time() - cpu_start
 
 
 CONFIG_FIELDS = (

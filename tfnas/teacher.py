@@ -7,6 +7,9 @@ spaces, so ``config.train.teacher`` names one of this project's models:
 - ``"init_largest"``: a snapshot of the largest subnet of the supernet the run starts from
   (``supernet.init_from``, e.g. the CPT run): its BN statistics recalibrated as the
   ``evaluate`` stage does, then extracted as a plain Keras model (`tfnas.static`);
+- ``"standalone_largest"``: the largest subnet trained from scratch with the run's
+  ``standalone`` recipe (the ground truth's, `tfnas.standalone`; seed ``standalone.seed``),
+  the nearest this project has to the authors' separately trained teacher;
 - a path to a saved Keras model (a ``.keras`` file, images -> logits, this dataset's classes),
   e.g. a subnet of another run extracted with `tfnas.static.extract_subnet` and saved with
   ``model.save(path)``.
@@ -34,6 +37,7 @@ from tfnas import search_space as ss
 TEACHER_FILE = "teacher.keras"
 RECORD_FILE = "teacher.json"
 INIT_LARGEST = "init_largest"
+STANDALONE_LARGEST = "standalone_largest"
 
 
 def prepare(config, stage_dir) -> Path | None:
@@ -56,13 +60,16 @@ def prepare(config, stage_dir) -> Path | None:
     space = ss.get_space(config.space)
     if spec == INIT_LARGEST:
         model, record = _init_largest(config, space)
+    elif spec == STANDALONE_LARGEST:
+        model, record = _standalone_largest(config, space)
     else:
         source = Path(spec)
         if not source.is_file():
             raise ValueError(
-                f"config.train.teacher={spec!r}: no such file; expected {INIT_LARGEST!r} or the "
-                "path of a saved Keras model (a .keras file, images -> logits), e.g. a subnet "
-                "extracted with tfnas.static.extract_subnet and saved with model.save(path)"
+                f"config.train.teacher={spec!r}: no such file; expected {INIT_LARGEST!r}, "
+                f"{STANDALONE_LARGEST!r} or the path of a saved Keras model (a .keras file, "
+                "images -> logits), e.g. a subnet extracted with tfnas.static.extract_subnet "
+                "and saved with model.save(path)"
             )
         model = keras.saving.load_model(source)
         record = {"kind": "file", "source": str(source.resolve()),
@@ -109,6 +116,22 @@ def _init_largest(config, space):
         "arch": code,
         "bn": f"recalibrated on {int(recal.num_batches)} batches of {int(recal.batch_size)} "
               f"({recal.split}, {recal.mode})",
+    }
+    return model, record
+
+
+def _standalone_largest(config, space):
+    from tfnas import standalone
+
+    seed = int(config.standalone.seed)
+    model, acc, seconds, _ = standalone.fit_standalone(config, space.largest(), seed)
+    record = {
+        "kind": STANDALONE_LARGEST,
+        "arch": space.largest().code,
+        "seed": seed,
+        "recipe": standalone.recipe(config),
+        f"{config.standalone.split}_accuracy": acc,
+        "seconds": seconds,
     }
     return model, record
 

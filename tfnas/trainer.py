@@ -721,8 +721,9 @@ def validate_config(section) -> None:
       (`tfnas.schemes.cpt.validate_config`, `tfnas.schemes.sse.validate_config`).
     - ``teacher``: the frozen teacher of the ``external_teacher`` targets (SSE's
       distillation): ``""`` (none), ``"init_largest"`` (a snapshot of the largest subnet of
-      ``supernet.init_from``) or the path of a saved Keras model (``.keras``, images ->
-      logits); `tfnas.teacher`.
+      ``supernet.init_from``), ``"standalone_largest"`` (the largest subnet trained from
+      scratch with the ``standalone`` recipe) or the path of a saved Keras model
+      (``.keras``, images -> logits); `tfnas.teacher`.
     - ``codes_file``: ``""`` (sample uniformly within the bounds, the default) or a file of
       codes to draw the trained archs from (`tfnas.schemes.Scheme`); drawing from the codes
       that will be scored is transductive, so it is off by default and recorded in the
@@ -768,7 +769,8 @@ def validate_config(section) -> None:
         raise fields.fail(
             "teacher", teacher,
             "a frozen teacher for SSE's distillation (train.sse.distill_weight="
-            f"{section['sse']['distill_weight']}): 'init_largest' or a saved model's path",
+            f"{section['sse']['distill_weight']}): 'init_largest', 'standalone_largest' or a "
+            "saved model's path",
             "set --config.train.teacher=init_largest, or --config.train.sse.distill_weight=0",
         )
     fields.string("codes_file")
