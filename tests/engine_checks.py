@@ -316,7 +316,7 @@ def check_mix():
     return out
 
 
-def alternating_scheme(ring=0, skip=False):
+def alternating_scheme(ring=0, skip=False, overlap=False):
     """K-shot-like alternation: even steps train the weights at the uniform code, odd steps
     the simplex-net on half the batch; each member's weight is 0 on the other steps (where
     with ``skip`` it does not run)."""
@@ -326,7 +326,7 @@ def alternating_scheme(ring=0, skip=False):
             Member("weights", s.arch(step, 0), "labels", mix="uniform", weight=1.0 - odd,
                    regularize=True, skip_at_zero_weight=skip),
             Member("simplex", s.arch(step, 1), "labels", batch_slice=(0, 2), weight=odd,
-                   trains=("simplex",), skip_at_zero_weight=skip),
+                   trains=("simplex",), skip_at_zero_weight=skip, sequential=not overlap),
         ]
     return ListScheme(members, groups=kshot_groups, ring=ring)
 
@@ -353,22 +353,28 @@ def check_groups_alternate():
 
 def check_skip_at_zero_weight():
     """`Member.skip_at_zero_weight`: the off members of an alternation do not run, and the
-    weights come out bitwise as when they run at weight 0."""
+    weights come out bitwise as when they run at weight 0; a member that is not
+    ``sequential`` changes no bit either."""
     images, labels = batch()
     out = {}
-    # (1) 4 alternating steps, with and without the skip: the same bits (dropout 0, a
-    # stateless sampler: the same archs and computations but the skipped ones).
+    # (1) 4 alternating steps, with and without the skip (and with the simplex member not
+    # waiting for the other): the same bits (dropout 0, a stateless sampler: the same archs
+    # and computations but the skipped ones, summed in the same order).
     finals = {}
-    for skip in (False, True):
+    for variant in ((False, False), (True, False), (True, True)):
         net = make_net(num_kernels=2)
-        trainer = make_trainer(net, alternating_scheme(skip=skip), group_lrs={"simplex": 2 * LR})
+        scheme = alternating_scheme(skip=variant[0], overlap=variant[1])
+        trainer = make_trainer(net, scheme, group_lrs={"simplex": 2 * LR})
         for _ in range(4):
             trainer.train_on_batch(images, labels)
-        finals[skip] = [v.numpy() for v in trainer.weights]
-        finals[skip] += [v.numpy() for o in trainer.optimizers_by_group().values()
-                         for v in o.variables]
-    out["count"] = len(finals[True])
-    out["bitwise_diff"] = sum(int(np.any(a != b)) for a, b in zip(finals[False], finals[True]))
+        finals[variant] = [v.numpy() for v in trainer.weights]
+        finals[variant] += [v.numpy() for o in trainer.optimizers_by_group().values()
+                            for v in o.variables]
+    plain = finals[(False, False)]
+    out["count"] = len(plain)
+    out["bitwise_diff"] = sum(int(np.any(a != b)) for a, b in zip(plain, finals[(True, False)]))
+    out["overlap_bitwise_diff"] = sum(
+        int(np.any(a != b)) for a, b in zip(plain, finals[(True, True)]))
     # (2) The skipped member's forward does not run: fed a NaN simplex code at weight 0 (a
     # tensor of the step, so not known at trace time), it would make every weight it
     # routes to NaN (0 * NaN); skipped, the weights stay finite and move by the other member.
@@ -544,7 +550,7 @@ def replica_schemes():
     """Every mechanism, in two schemes (one would make a graph too big for a test machine):
     targets (in-place, external, ranking, forward only) and the K-shot-like alternation
     (groups, slices, simplex codes, per-copy multipliers, scheme state, members skipped at
-    weight 0)."""
+    weight 0, a member not sequential)."""
     def targets(s, step):
         return [
             Member("largest", LARGEST, "labels", is_teacher=True, regularize=True,
@@ -564,7 +570,7 @@ def replica_schemes():
             Member("small", s.arch(step, 0), "labels+teacher", mix="uniform", weight=1.0 - odd,
                    skip_at_zero_weight=True),
             Member("simplex", s.arch(step, 6), "labels", batch_slice=(0, 2), weight=odd,
-                   trains=("simplex",), skip_at_zero_weight=True),
+                   trains=("simplex",), skip_at_zero_weight=True, sequential=False),
         ]
 
     # (scheme, supernet arguments, variable-group learning rates)

@@ -221,6 +221,8 @@ def test_phases_codes_and_paths():
         "largest", "smallest", "random1", "simplex1", "simplex2"]
     # A step runs one kind (Alg. 2): the off kind, at weight 0, is skipped, not computed.
     assert all(m.skip_at_zero_weight for m in members + sandwich_members)
+    # The simplex paths (slices of one batch) run alongside each other; the rest in turn.
+    assert [m.sequential for m in members] == [True] + [False] * 4
 
 
 def test_scheme_needs_kernels_and_even_paths():

@@ -279,6 +279,8 @@ def test_a_member_at_weight_zero_can_be_skipped(checks):
     result = checks["skip_at_zero_weight"]
     # Skipping the off members of an alternation changes no bit of the weights or slots.
     assert result["count"] > 300 and result["bitwise_diff"] == 0, result
+    # A member that is not sequential (it runs alongside the previous one) neither.
+    assert result["overlap_bitwise_diff"] == 0, result
     # Its forward does not run: a NaN code at weight 0 poisons the weights unless skipped
     # (so the check can fail), while the other member still trains them.
     assert result["nan_skip0"]["nan"] > 100, result

@@ -546,7 +546,8 @@ class SupernetTrainer(keras.Model):
             # A member starts after the previous one's gradients exist. Without the edge, the
             # graph lets every member's forward pass run first (none depends on another's
             # gradient), so all their activations are alive at once: the memory peak.
-            with tf.control_dependencies(previous if self.sequential else []):
+            wait = self.sequential and member.sequential
+            with tf.control_dependencies(previous if wait else []):
                 x, y = (tf.identity(t) for t in self._slice(member.batch_slice, images, labels))
             inputs = self._member_inputs(member, x, step_state)
             inputs["dropout_seed"] = dropout_seed(

@@ -107,6 +107,11 @@ class Member:
         costs a supernet step *and* a simplex step). A member that reads a skippable one
         (its in-place teacher or its ``pair``) must be skippable too, so it never reads the
         zeros; a scheme's `Scheme.update` must not read a skipped member's context.
+      sequential: True (the default): the member starts after the previous member's
+        gradients exist, so one member's activations are alive at a time (the trainer's
+        ``sequential``). False lets it run alongside the previous members: for members on
+        slices of one batch (K-shot's simplex paths), whose activations together are one
+        batch's, so overlapping them costs no memory peak and saves the per-path wait.
     """
 
     name: str
@@ -126,6 +131,7 @@ class Member:
     rank_sign: Any = 1.0
     margin: Any = 0.0
     skip_at_zero_weight: bool = False
+    sequential: bool = True
 
     def __post_init__(self):
         if self.target not in TARGETS:

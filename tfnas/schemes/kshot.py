@@ -29,7 +29,9 @@ Every convolution holds K weight dictionaries merged per arch by the simplex cod
   (momentum included) bitwise as it was -- no ``tf.cond`` around an update (TF_NOTES.md).
   Every member is ``skip_at_zero_weight``: the off kind's forward and backward do not run
   (a ``tf.cond`` around the member's computation only), so a step costs one kind's
-  compute, as the paper's +4% over one-shot assumes (Table 1), not both kinds'.
+  compute, as the paper's +4% over one-shot assumes (Table 1), not both kinds'. The m
+  simplex paths are not ``sequential``: they run alongside each other (their activations
+  together are one batch's), which saves the per-path wait of m small members.
 
 The m paths are m/2 pairs: each pair shares its resolution and depths (the paper's "same
 architecture", §4) and draws its widths independently, so r_c has same-architecture
@@ -316,7 +318,7 @@ class KShotScheme(Scheme):
             members.append(
                 Member(f"simplex{j + 1}", archs[j], "labels", weight=w_simplex,
                        batch_slice=(j, self.num_paths), mix=None, trains=(SIMPLEX_GROUP,),
-                       skip_at_zero_weight=True)
+                       skip_at_zero_weight=True, sequential=False)
             )
         return members
 
