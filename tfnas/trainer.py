@@ -217,10 +217,10 @@ class SupernetTrainer(keras.Model):
                     f"Member {m.name!r} is ranked against {m.pair!r}, which is not an earlier "
                     f"member (earlier: {sorted(seen)}). Put the pair's first member before it."
                 )
-            read = teacher if m.target in _INPLACE else seen.get(m.pair)
-            if m.target in (*_INPLACE, "rank_hinge") and read.skip_at_zero_weight and (
-                not m.skip_at_zero_weight
-            ):
+            # The member whose outputs this one reads: its in-place teacher or its rank pair.
+            read = (teacher if m.target in _INPLACE
+                    else seen[m.pair] if m.target == "rank_hinge" else None)
+            if read is not None and read.skip_at_zero_weight and not m.skip_at_zero_weight:
                 raise ValueError(
                     f"Member {m.name!r} reads member {read.name!r}, which has "
                     "skip_at_zero_weight=True, but is not skippable itself: at a step where "
@@ -443,7 +443,7 @@ class SupernetTrainer(keras.Model):
             logits = self._forward(arch, images, inputs)
             _, context_loss = self._target_loss(kind, labels, logits, images, inputs)
             return [], tf.zeros([], logits.dtype), context_loss, logits
-        variables = [v for g in kind.trains for v in self._groups[g]]
+        variables = self._trained_variables(kind)
         with tf.GradientTape() as tape:
             logits = self._forward(arch, images, inputs)
             loss, context_loss = self._target_loss(kind, labels, logits, images, inputs)
@@ -484,6 +484,10 @@ class SupernetTrainer(keras.Model):
             )
         return programs[key]
 
+    def _trained_variables(self, kind: MemberKind) -> list:
+        """The variables of ``kind.trains``, in group order: a member's gradient list."""
+        return [v for g in kind.trains for v in self._groups[g]]
+
     def _gated(self, member: Member, run, images, weight):
         """``run()``, or for a `Member.skip_at_zero_weight` member at weight 0 what it
         would have given without running: zero gradients (exactly what the weight makes
@@ -502,9 +506,7 @@ class SupernetTrainer(keras.Model):
         dtype = self.supernet.dtype
 
         def skipped():
-            variables = [] if kind.forward_only else [
-                v for g in kind.trains for v in self._groups[g]
-            ]
+            variables = [] if kind.forward_only else self._trained_variables(kind)
             zero = tf.zeros([], dtype)
             logits = tf.zeros([tf.shape(images)[0], self.supernet.space.num_classes], dtype)
             return [tf.zeros(v.shape, v.dtype) for v in variables], zero, zero, logits
