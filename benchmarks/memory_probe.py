@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/memory_probe.py [--space=imagenet] [--steps=4]
     TF_CPU_ALLOCATOR_USE_BFC=true .venv/bin/python benchmarks/memory_probe.py   # + tensors
+    .venv/bin/python benchmarks/memory_probe.py --trim          # malloc_trim after each step
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 .venv/bin/python \\
         benchmarks/memory_probe.py                                            # another malloc
 
@@ -17,6 +18,7 @@ tensors' bytes (current and peak, MiB, absolute). Malloc settings (``MALLOC_AREN
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import resource
 import sys
@@ -50,12 +52,22 @@ def tensors() -> str:
     return f", tensors {info['current'] / 2**20:.1f} / peak {info['peak'] / 2**20:.1f}"
 
 
+def _malloc_trim() -> None:
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--space", default="imagenet", choices=sorted(bench.SETTINGS))
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument(
+        "--trim", action="store_true",
+        help="call glibc's malloc_trim(0) after tracing and after every step: does the "
+        "memory malloc keeps free (not returned to the system) raise the peak?",
+    )
     args = parser.parse_args()
+    trim = _malloc_trim if args.trim else (lambda: None)
     grappler.apply(grappler.DEFAULTS)
     batch, size = bench.SETTINGS[args.space]
     space = ss.get_space(args.space)
@@ -72,11 +84,13 @@ def main():
     print(f"built: RSS {built:.1f} MiB{tensors()}")
     start = time.perf_counter()
     step.get_concrete_function((images, labels))
+    trim()
     print(f"traced: +{bench._rss_mib() - built:.1f} (peak +{peak_mib() - built:.1f}) "
           f"in {time.perf_counter() - start:.1f} s{tensors()}")
     for i in range(args.steps):
         start = time.perf_counter()
         step((images, labels))
+        trim()
         print(f"step {i}: +{bench._rss_mib() - built:.1f} (peak +{peak_mib() - built:.1f}) "
               f"in {time.perf_counter() - start:.1f} s{tensors()}", flush=True)
 
