@@ -29,7 +29,8 @@ Every convolution holds K weight dictionaries merged per arch by the simplex cod
   (momentum included) bitwise as it was -- no ``tf.cond`` around an update (TF_NOTES.md).
   Every member is ``skip_at_zero_weight``: the off kind's forward and backward do not run
   (a ``tf.cond`` around the member's computation only), so a step costs one kind's
-  compute, as the paper's +4% over one-shot assumes (Table 1), not both kinds'. The m
+  compute, not both kinds'. (Table 1's +4% is K = 8 against the same alternation at K =
+  1; ``benchmarks/train_step.py --bench=kernels`` measures both that and one-shot.) The m
   simplex paths are not ``sequential``: they run alongside each other (their activations
   together are one batch's), which saves the per-path wait of m small members.
 
