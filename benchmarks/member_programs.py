@@ -10,8 +10,8 @@ steps. It builds the K-shot step of ``configs/fmnist_kshot.py`` at K = 1 (a unif
 path: one member) and at K = 8 (a single-path supernet step, then 4 simplex paths of 32
 images; no warm-up), once with the default ``noinline`` programs and once with the same
 traced programs left for TensorFlow to inline at every call site (``inlined``: the
-program's ``_noinline`` attribute dropped, by a patch of
-`SupernetTrainer._member_program` local to this script). It prints each trainer's first
+program's ``_noinline`` attribute dropped: `SupernetTrainer.program_attributes` set to
+``{}`` in this script's process). It prints each trainer's first
 step (seconds) and then the medians of ``--steps`` rounds of later steps, the trainers
 alternating in one process (both kinds of a K-shot step in turn). ``bin/train``'s grappler
 defaults apply. Peak RSS is per process, so only the first line's is that trainer's own.
@@ -20,7 +20,6 @@ defaults apply. Peak RSS is per process, so only the first line's is that traine
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import resource
 import sys
@@ -31,26 +30,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-import tensorflow as tf  # noqa: E402
 import train_step as bench  # noqa: E402
 
 from tfnas import grappler  # noqa: E402
 from tfnas import trainer as trainer_lib  # noqa: E402
-
-MODE = ["noinline"]
-_shared_program = trainer_lib.SupernetTrainer._member_program
-
-
-def _member_program(self, member):
-    """The engine's program in ``noinline`` mode; else the same trace, inlinable."""
-    if MODE[0] == "noinline":
-        return _shared_program(self, member)
-    kind = trainer_lib.MemberKind.of(member)
-    key = (kind, trainer_lib.distribute.replica_key())
-    programs = self._program_cache.value
-    if key not in programs:
-        programs[key] = tf.function(functools.partial(self._run_member, kind), autograph=False)
-    return programs[key]
 
 
 def main():
@@ -59,12 +42,14 @@ def main():
     parser.add_argument("--modes", default="noinline,inlined")
     args = parser.parse_args()
     grappler.apply(grappler.DEFAULTS)
-    trainer_lib.SupernetTrainer._member_program = _member_program
     fns = {}
     for mode in args.modes.split(","):
         if mode not in ("noinline", "inlined"):
             raise SystemExit(f"error: --modes: {mode!r}; expected noinline and/or inlined")
-        MODE[0] = mode
+        # Read when a trainer's programs are first traced: by its first step, below.
+        trainer_lib.SupernetTrainer.program_attributes = (
+            {"_noinline": True} if mode == "noinline" else {}
+        )
         for k in (1, 8):
             step, _ = bench.kshot_trainer("fmnist", k)
             start = time.perf_counter()

@@ -57,6 +57,7 @@ from tfnas import search_space as ss  # noqa: E402
 from tfnas import static  # noqa: E402
 from tfnas import supernet as supernet_lib  # noqa: E402
 from tfnas import trainer as trainer_lib  # noqa: E402
+from tfnas.schemes import kshot  # noqa: E402
 
 SETTINGS = {"fmnist": (128, 28), "imagenet": (32, 64)}
 # Set from the flags in main (the memory children get them passed on).
@@ -304,8 +305,6 @@ class KShotAlternationAtK1(schemes.Scheme):
         self.num_paths = int(num_paths)
 
     def members(self, step):
-        from tfnas.schemes import kshot
-
         w = tf.cast(tf.equal(tf.math.floormod(tf.cast(step, tf.int64), 2), 1), tf.float32)
         members = [
             schemes.Member("path", self.sample(step, 0), "labels", False, 0.0, True, 1.0 - w,

@@ -148,6 +148,10 @@ class SupernetTrainer(keras.Model):
     one per further group of the scheme.
     """
 
+    # The `tf.function` attributes of a shared member program (`_member_program`).
+    # ``benchmarks/member_programs.py`` drops ``_noinline`` to time inlined calls.
+    program_attributes = {"_noinline": True}
+
     def __init__(
         self,
         supernet,
@@ -470,8 +474,9 @@ class SupernetTrainer(keras.Model):
         run (``benchmarks/startup.py``): with one inlined copy per member, both grew with
         the member count. The program is marked ``_noinline``, so the step's graph calls
         one optimized function instead of holding a copy per member, which also cuts the
-        memory that building and optimizing the graph takes. One program per replica:
-        each captures its replica's component of the mirrored variables.
+        memory that building and optimizing the graph takes (`program_attributes`). One
+        program per replica: each captures its replica's component of the mirrored
+        variables.
         """
         kind = MemberKind.of(member)
         key = (kind, distribute.replica_key())
@@ -480,7 +485,7 @@ class SupernetTrainer(keras.Model):
             programs[key] = tf.function(
                 functools.partial(self._run_member, kind),
                 autograph=False,
-                experimental_attributes={"_noinline": True},
+                experimental_attributes=dict(self.program_attributes),
             )
         return programs[key]
 
