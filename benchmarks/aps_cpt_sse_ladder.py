@@ -90,7 +90,7 @@ def chain(stage: str) -> list[str]:
     return stages
 
 
-def _load(config_file: str):
+def load_config(config_file: str):
     """The config of ``"name.py[:variant]"``."""
     import importlib
 
@@ -99,15 +99,15 @@ def _load(config_file: str):
     return importlib.import_module(f"configs.{name}").get_config(variant)
 
 
-def budget_overrides(stage: str) -> list[str]:
-    """``--config.train.*`` flags giving the stage its steps, and the phase boundaries of
-    those steps (APS's six phases, SSE's one phase per bucket) in the configs' proportions."""
-    config_file, steps, _, _ = STAGES[stage]
+def budget_overrides(config_file: str, steps: int) -> list[str]:
+    """``--config.train.*`` flags giving a stage of ``config_file`` ``steps`` steps, and the
+    phase boundaries of those steps (APS's six phases, SSE's one phase per bucket) in the
+    configs' proportions."""
     if steps % EPOCHS:
-        raise ValueError(f"stage {stage}: {steps} steps do not divide into {EPOCHS} epochs")
+        raise ValueError(f"{config_file}: {steps} steps do not divide into {EPOCHS} epochs")
     flags = [f"--config.train.epochs={EPOCHS}",
              f"--config.train.steps_per_epoch={steps // EPOCHS}"]
-    config = _load(config_file)
+    config = load_config(config_file)
     if config.train.scheme == "multipath" and config.train.phases.boundaries:
         version = config_file.partition(":")[2] or "v3"
         fmnist_aps.aps_phases(config, version, config.train.phases.width_hi[3:], steps)
@@ -132,7 +132,7 @@ def run_stage(stage: str, out: Path, tiny: bool) -> None:
             overrides += ["--config.train.teacher=init_largest",
                           "--config.train.sse.distill_weight=0.4"]
     else:
-        overrides += budget_overrides(stage)
+        overrides += budget_overrides(*STAGES[stage][:2])
     if parent is not None:
         overrides.append(
             f"--config.supernet.init_from={out / parent / 'oneshot' / 'supernet.keras'}"

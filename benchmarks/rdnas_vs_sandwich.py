@@ -78,11 +78,25 @@ RD_COMMON = [
 ]
 
 
-def make_pool() -> Path:
-    """``pool.txt``: POOL_SIZE random codes of the space, none of them a ground-truth arch."""
-    path = OUT / "pool.txt"
+def make_pool(out: Path = OUT, archs: Path = ARCHS) -> Path:
+    """``out/pool.txt``: POOL_SIZE random codes of the space, none of them one of ``archs``."""
+    path = out / "pool.txt"
     if path.exists():
         return path
+    space = ss.get_space("fmnist")
+    held_out = {line.strip() for line in archs.read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    rng = np.random.default_rng(POOL_SEED)
+    codes: list[str] = []
+    while len(codes) < POOL_SIZE:
+        code = space.sample(rng).code
+        if code not in held_out and code not in codes:
+            codes.append(code)
+    out.mkdir(parents=True, exist_ok=True)
+    header = (f"# {POOL_SIZE} codes sampled uniformly from the fmnist space "
+              f"(numpy default_rng({POOL_SEED})), ground-truth archs excluded\n")
+    path.write_text(header + "\n".join(codes) + "\n")
+    return path
     space = ss.get_space("fmnist")
     held_out = {line.strip() for line in ARCHS.read_text().splitlines()
                 if line.strip() and not line.startswith("#")}

@@ -444,6 +444,58 @@ def test_paired_tau_difference_of_opposite_rankers():
     assert low == pytest.approx(2.0) and high == pytest.approx(2.0)
 
 
+def test_paired_mean_tau_difference_averages_the_runs_taus():
+    """Two runs per recipe: delta is the mean of scipy's tau-b of A's runs minus B's,
+    computed by hand here; each bootstrap resample is the same mean on resampled archs, so
+    with one run each it reduces to `paired_tau_difference` (same seed, same resamples)."""
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=30)
+    a = [gt + rng.normal(scale=s, size=30) for s in (0.5, 1.0)]
+    b = [gt + rng.normal(scale=s, size=30) for s in (2.0, 3.0)]
+    result = ranking.paired_mean_tau_difference(a, b, gt, n_boot=300, n_perm=200, seed=4)
+    tau = [stats.kendalltau(x, gt).statistic for x in a + b]
+    assert result["tau_a"] == pytest.approx(tau[:2]) and result["tau_b"] == pytest.approx(tau[2:])
+    assert result["delta"] == pytest.approx((tau[0] + tau[1]) / 2 - (tau[2] + tau[3]) / 2)
+    low, high = result["ci"]
+    assert low < result["delta"] < high and result["p_value"] is not None
+    single = ranking.paired_mean_tau_difference(a[:1], b[:1], gt, n_boot=300, n_perm=0, seed=4)
+    reference = ranking.paired_tau_difference(a[0], b[0], gt, n_boot=300, n_perm=0, seed=4)
+    assert single["delta"] == pytest.approx(reference["delta"])
+    assert single["ci"] == pytest.approx(reference["ci"])
+
+
+def test_mean_kendall_tau_of_one_run_is_kendall_tau():
+    """One run: scipy's tau-b and the same bootstrap interval as `kendall_tau`; two runs:
+    the mean of their taus, computed by hand."""
+    rng = np.random.default_rng(1)
+    gt = rng.normal(size=25)
+    runs = [gt + rng.normal(scale=s, size=25) for s in (0.7, 1.5)]
+    one = ranking.mean_kendall_tau(runs[:1], gt, n_boot=200, seed=2)
+    reference = ranking.kendall_tau(runs[0], gt, n_boot=200, seed=2)
+    assert one["value"] == pytest.approx(reference["value"])
+    assert one["ci"] == pytest.approx(reference["ci"])
+    two = ranking.mean_kendall_tau(runs, gt, n_boot=200, seed=2)
+    tau = [stats.kendalltau(x, gt).statistic for x in runs]
+    assert two["runs"] == pytest.approx(tau)
+    assert two["value"] == pytest.approx(np.mean(tau))
+    assert two["ci"][0] < two["value"] < two["ci"][1]
+
+
+def test_paired_mean_tau_difference_of_opposite_recipes():
+    """Every run of A is the ground truth and every run of B its reverse: delta = 2, and
+    only swapping no arch or every arch keeps |delta| = 2 (exact p = 2 / 2**6)."""
+    gt = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    result = ranking.paired_mean_tau_difference(
+        [gt, gt], [gt[::-1], gt[::-1]], gt, n_boot=100, n_perm=4000, seed=3
+    )
+    assert result["delta"] == pytest.approx(2.0)
+    assert result["p_value"] == pytest.approx(2 / 64, abs=0.012)
+    unequal = ranking.paired_mean_tau_difference([gt], [gt, gt[::-1]], gt, n_boot=0)
+    assert unequal["delta"] == pytest.approx(1.0) and unequal["p_value"] is None
+    with pytest.raises(ValueError, match="at least one run"):
+        ranking.paired_mean_tau_difference([], [gt], gt)
+
+
 def test_paired_tau_difference_of_equal_rankers_is_zero_with_p_one():
     gt = [0.3, 0.1, 0.5, 0.4, 0.2, 0.6]
     pred = [1, 3, 2, 5, 4, 6]

@@ -432,6 +432,122 @@ def paired_tau_difference(
     }
 
 
+
+def mean_kendall_tau(
+    preds: Sequence,
+    gt,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_CI_LEVEL,
+) -> dict:
+    """The mean Kendall tau-b of several runs of one recipe (e.g. supernet seeds).
+
+    ``value`` = mean_s tau_b(preds[s], gt); the interval resamples archs, the same archs for
+    every run, so it holds which archs were measured; ``runs`` (one tau per run) shows the
+    runs' own spread.
+
+    Returns:
+      ``{"value", "runs": [...], "n", "ci", "n_boot", "n_boot_used"}``.
+    """
+    if not preds:
+        raise ValueError("mean_kendall_tau needs at least one run's scores, got none")
+    arrays = _paired([(f"preds[{i}]", p) for i, p in enumerate(preds)] + [("gt", gt)])
+    g, runs = arrays[-1], arrays[:-1]
+    taus = [_scipy_kendall(x, g) for x in runs]
+
+    def statistic(index, x0, gg, *rest):
+        xs = [x0, *rest, gg]
+        pairs = [(i, len(xs) - 1) for i in range(len(xs) - 1)]
+        return np.mean(_kendall_taus(index, xs, pairs), axis=0)
+
+    boot = bootstrap_ci(statistic, [runs[0], g, *runs[1:]], n_boot=n_boot, seed=seed,
+                        level=level)
+    return {"value": float(np.mean(taus)), "runs": [float(t) for t in taus], "n": len(g), **boot}
+
+
+def paired_mean_tau_difference(
+    preds_a: Sequence,
+    preds_b: Sequence,
+    gt,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    n_perm: int = 1000,
+    seed: int = 0,
+    level: float = DEFAULT_CI_LEVEL,
+) -> dict:
+    """`paired_tau_difference` of two training recipes, each run with several seeds.
+
+    A supernet's ranking depends on its training seed, so a recipe is judged by the mean
+    tau of its supernets: ``delta`` = mean_s tau_b(A_s, gt) - mean_s tau_b(B_s, gt). The
+    interval resamples archs (the same archs for every run), so it holds the uncertainty of
+    which archs were measured; the seeds' own spread is in ``tau_a`` and ``tau_b`` (one
+    tau per run), and with 2 seeds it is no more than a rough look. With as many runs of A as
+    of B, the permutation test swaps an arch's normalized ranks between A_s and B_s (every s
+    at once, with probability 1/2) and reports a two-sided p-value; otherwise p is None.
+
+    Args:
+      preds_a, preds_b: one score sequence per run (seed), each as long as ``gt``.
+      gt: the ground truth, one value per arch. The other arguments: `paired_tau_difference`.
+
+    Returns:
+      ``{"delta", "tau_a": [...], "tau_b": [...], "n", "runs_a", "runs_b", "ci", "n_boot",
+      "n_boot_used", "p_value", "n_perm"}``.
+    """
+    if not preds_a or not preds_b:
+        raise ValueError(
+            f"need at least one run of each recipe, got {len(preds_a)} and {len(preds_b)}"
+        )
+    na = len(preds_a)
+    named = [(f"preds_a[{i}]", p) for i, p in enumerate(preds_a)]
+    named += [(f"preds_b[{i}]", p) for i, p in enumerate(preds_b)] + [("gt", gt)]
+    arrays = _paired(named)
+    g = arrays[-1]
+    runs_a, runs_b = arrays[:na], arrays[na:-1]
+    tau_a = [_scipy_kendall(x, g) for x in runs_a]
+    tau_b = [_scipy_kendall(x, g) for x in runs_b]
+    delta = float(np.mean(tau_a) - np.mean(tau_b))
+
+    def statistic(index, *xs):
+        taus = _kendall_taus(index, list(xs), [(i, len(xs) - 1) for i in range(len(xs) - 1)])
+        return np.mean(taus[:na], axis=0) - np.mean(taus[na:], axis=0)
+
+    # bootstrap_ci checks its first two arrays for constant resamples: put A_0 and gt first.
+    order = [runs_a[0], g, *runs_a[1:], *runs_b]
+
+    def reordered(index, x0, gg, *rest):
+        return statistic(index, x0, *rest, gg)
+
+    boot = bootstrap_ci(reordered, order, n_boot=n_boot, seed=seed, level=level)
+    p_value = None
+    n_perm = int(n_perm)
+    if n_perm < 0:
+        raise ValueError(f"n_perm must be >= 0 permutations, got {n_perm}")
+    if n_perm and len(runs_a) == len(runs_b):
+        ra = [_normalized_ranks(x) for x in runs_a]
+        rb = [_normalized_ranks(x) for x in runs_b]
+        rng = np.random.default_rng(seed + 1)
+        exceed = 0
+        for _ in range(n_perm):
+            swap = rng.random(len(g)) < 0.5
+            d = np.mean([
+                _scipy_kendall(np.where(swap, y, x), g) - _scipy_kendall(np.where(swap, x, y), g)
+                for x, y in zip(ra, rb)
+            ])
+            exceed += abs(d) >= abs(delta) - 1e-12
+        p_value = (1 + exceed) / (1 + n_perm)
+    return {
+        "delta": delta,
+        "tau_a": [float(t) for t in tau_a],
+        "tau_b": [float(t) for t in tau_b],
+        "n": len(g),
+        "runs_a": na,
+        "runs_b": len(runs_b),
+        **boot,
+        "p_value": p_value,
+        "n_perm": n_perm if p_value is not None else 0,
+    }
+
 def score_noise(scores: Mapping[str, float], num_examples: int) -> dict:
     """How much of the spread of accuracy scores the evaluation set's size alone explains.
 
