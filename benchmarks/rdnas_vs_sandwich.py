@@ -78,8 +78,8 @@ RD_COMMON = [
 ]
 
 
-def make_pool(out: Path = OUT, archs: Path = ARCHS) -> Path:
-    """``out/pool.txt``: POOL_SIZE random codes of the space, none of them one of ``archs``."""
+def make_pool(out: Path = OUT, archs: Path = ARCHS, size: int = POOL_SIZE) -> Path:
+    """``out/pool.txt``: ``size`` random codes of the space, none of them one of ``archs``."""
     path = out / "pool.txt"
     if path.exists():
         return path
@@ -88,26 +88,12 @@ def make_pool(out: Path = OUT, archs: Path = ARCHS) -> Path:
                 if line.strip() and not line.startswith("#")}
     rng = np.random.default_rng(POOL_SEED)
     codes: list[str] = []
-    while len(codes) < POOL_SIZE:
+    while len(codes) < size:
         code = space.sample(rng).code
         if code not in held_out and code not in codes:
             codes.append(code)
     out.mkdir(parents=True, exist_ok=True)
-    header = (f"# {POOL_SIZE} codes sampled uniformly from the fmnist space "
-              f"(numpy default_rng({POOL_SEED})), ground-truth archs excluded\n")
-    path.write_text(header + "\n".join(codes) + "\n")
-    return path
-    space = ss.get_space("fmnist")
-    held_out = {line.strip() for line in ARCHS.read_text().splitlines()
-                if line.strip() and not line.startswith("#")}
-    rng = np.random.default_rng(POOL_SEED)
-    codes: list[str] = []
-    while len(codes) < POOL_SIZE:
-        code = space.sample(rng).code
-        if code not in held_out and code not in codes:
-            codes.append(code)
-    OUT.mkdir(parents=True, exist_ok=True)
-    header = (f"# {POOL_SIZE} codes sampled uniformly from the fmnist space "
+    header = (f"# {size} codes sampled uniformly from the fmnist space "
               f"(numpy default_rng({POOL_SEED})), ground-truth archs excluded\n")
     path.write_text(header + "\n".join(codes) + "\n")
     return path
