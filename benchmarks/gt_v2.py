@@ -8,7 +8,8 @@ v1 archs (``fmnist_ranking/archs.txt``). The recipe is one of the recipe study's
 (`gt_recipe_study.RECIPES`, chosen there by its expected ceiling and its stability under
 longer training). ``run`` trains every arch with every seed through ``bin/train
 --stage=standalone`` into ``benchmarks/gt_v2/<recipe>/`` (resumable per arch; ``--shard``
-splits the archs between processes, and a later ``run`` without it merges the shards).
+splits the archs between processes, and a later ``run`` without it merges the shards instead
+of training).
 ``report`` averages the seeds and writes ``benchmarks/gt_v2/<recipe>/ground_truth.json``: a
 results JSON of the seed-mean accuracies that ``rank`` and the benchmarks read, carrying the
 recipe, the seeds, the machine time and `tfnas.ground_truth.reliability` (seed-to-seed tau,
@@ -66,17 +67,17 @@ def _command(recipe: str, seed: int, stage: str, shard: str | None) -> list[str]
 
 
 def run(recipe: str, seeds: list[int], shard: str | None) -> None:
+    """Trains every arch with every seed (``shard``: this process's share); without
+    ``shard``, a seed that earlier sharded runs trained is merged instead (`--stage=merge`,
+    which checks that every arch is there once) rather than trained again unsharded."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    stage_dir = OUT / recipe / "standalone"
     for seed in seeds:
-        cmd = _command(recipe, seed, "standalone", shard)
+        sharded = list(stage_dir.glob(f"ground_truth.seed{seed}.shard-*-of-*.jsonl"))
+        stage = "merge" if shard is None and sharded else "standalone"
+        cmd = _command(recipe, seed, stage, shard)
         print("==", " ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT, env=env)
-    if shard:
-        return
-    for seed in seeds:  # join the shards of earlier sharded runs, if there are any
-        stage_dir = OUT / recipe / "standalone"
-        if list(stage_dir.glob(f"ground_truth.seed{seed}.shard-*-of-*.jsonl")):
-            subprocess.run(_command(recipe, seed, "merge", None), check=True, cwd=ROOT, env=env)
 
 
 def report(recipe: str, seeds: list[int]) -> dict:

@@ -55,3 +55,22 @@ def test_report_refuses_an_incomplete_seed(tmp_path, monkeypatch):
     _write_seed(tmp_path / "L12" / "standalone", 1, {c: 0.5 for c in codes[:10]})
     with pytest.raises(SystemExit, match="seed 1 of recipe L12 misses 50 of 60"):
         gt_v2.report("L12", [0, 1])
+
+
+def test_run_without_shard_merges_sharded_seeds_instead_of_training_them(tmp_path, monkeypatch):
+    """A seed that sharded processes trained is merged (``--stage=merge`` checks coverage),
+    not trained again into the unsharded file; a seed without shards is trained."""
+    monkeypatch.setattr(gt_v2, "OUT", tmp_path)
+    stage_dir = tmp_path / "L12" / "standalone"
+    stage_dir.mkdir(parents=True)
+    (stage_dir / "ground_truth.seed0.shard-1-of-2.jsonl").write_text("")
+    calls = []
+    monkeypatch.setattr(gt_v2.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    gt_v2.run("L12", [0, 1], None)
+    stages = [[a for a in cmd if a.startswith("--stage=")] for cmd in calls]
+    seeds = [[a for a in cmd if a.startswith("--config.standalone.seed=")] for cmd in calls]
+    assert stages == [["--stage=merge"], ["--stage=standalone"]]
+    assert seeds == [["--config.standalone.seed=0"], ["--config.standalone.seed=1"]]
+    calls.clear()
+    gt_v2.run("L12", [0], "2/2")  # a sharded run trains its shard even when others exist
+    assert "--stage=standalone" in calls[0] and "--shard=2/2" in calls[0]
