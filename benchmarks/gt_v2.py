@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/gt_v2.py run --recipe=L12 [--seeds=0,1] [--shard=1/2]
     .venv/bin/python benchmarks/gt_v2.py report --recipe=L12
+    .venv/bin/python benchmarks/gt_v2.py progress --recipe=L12   # partial: archs done, reliability
 
 The archs are ``sample_many(60, seed=2022)`` of the ``fmnist`` space, whose first 40 are the
 v1 archs (``fmnist_ranking/archs.txt``). The recipe is one of the recipe study's
@@ -118,9 +119,34 @@ def report(recipe: str, seeds: list[int]) -> dict:
     return out
 
 
+def progress(recipe: str, seeds: list[int]) -> dict:
+    """How far generation is: per seed the archs done (the merged file and any shard files),
+    and `tfnas.ground_truth.reliability` on the archs every seed has. Writes nothing: a
+    partial ground truth must not be ranked against as if it were the whole one."""
+    stage_dir = OUT / recipe / "standalone"
+    done, hashes = [], set()
+    for seed in seeds:
+        rows: dict[str, dict] = {}
+        for path in sorted(stage_dir.glob(f"ground_truth.seed{seed}*.jsonl")):
+            head, found = gt_lib.read_ground_truth(path)
+            if head is not None:
+                hashes.add(head["recipe_hash"])
+            rows.update(found)
+        done.append({c: r["acc"] for c, r in rows.items()})
+    if len(hashes) > 1:
+        raise SystemExit(f"error: the files of {recipe} under {stage_dir} hold different recipes")
+    common = [c for c in done[0] if all(c in d for d in done)]
+    out = {"recipe_name": recipe, "done": {s: len(d) for s, d in zip(seeds, done)},
+           "paired": len(common)}
+    if len(common) >= 3:
+        out["reliability"] = gt_lib.reliability([{c: d[c] for c in common} for d in done])
+    print(json.dumps(out, indent=1))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("run", "report"))
+    parser.add_argument("command", choices=("run", "report", "progress"))
     parser.add_argument("--recipe", required=True, choices=sorted(gt_recipe_study.RECIPES))
     parser.add_argument("--seeds", default="0,1", help="Comma-separated training seeds.")
     parser.add_argument("--shard", default=None, help="I/N: this process's share of the archs.")
@@ -128,6 +154,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.command == "run":
         run(args.recipe, seeds, args.shard)
+    elif args.command == "progress":
+        progress(args.recipe, seeds)
     else:
         report(args.recipe, seeds)
 

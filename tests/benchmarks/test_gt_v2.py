@@ -74,3 +74,28 @@ def test_run_without_shard_merges_sharded_seeds_instead_of_training_them(tmp_pat
     calls.clear()
     gt_v2.run("L12", [0], "2/2")  # a sharded run trains its shard even when others exist
     assert "--stage=standalone" in calls[0] and "--shard=2/2" in calls[0]
+
+
+def test_progress_pairs_seeds_across_shard_files(tmp_path, monkeypatch):
+    """Seed 0 in two shard files, seed 1 in one: 4 archs have both seeds, and the
+    reliability is computed on exactly those."""
+    monkeypatch.setattr(gt_v2, "OUT", tmp_path)
+    stage_dir = tmp_path / "L12" / "standalone"
+    codes = [r.code for r in codes_lib.read_codes(gt_v2.archs_file())]
+    header = {"version": 1, "recipe_hash": "h", "recipe": {}}
+    s0 = {c: 0.8 + 0.01 * i for i, c in enumerate(codes[:6])}
+    s1 = {c: 0.8 + 0.01 * i + (0.003 if i % 2 else 0.0) for i, c in enumerate(codes[:4])}
+
+    def write(name, accs):
+        rows = [header] + [{"code": c, "acc": a} for c, a in accs.items()]
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        (stage_dir / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    write("ground_truth.seed0.shard-1-of-2.jsonl", dict(list(s0.items())[:3]))
+    write("ground_truth.seed0.shard-2-of-2.jsonl", dict(list(s0.items())[3:]))
+    write("ground_truth.seed1.shard-1-of-2.jsonl", s1)
+    out = gt_v2.progress("L12", [0, 1])
+    assert out["done"] == {0: 6, 1: 4} and out["paired"] == 4
+    assert out["reliability"] == pytest.approx(
+        gt_lib.reliability([{c: s0[c] for c in s1}, s1]))
+    assert not (tmp_path / "L12" / "ground_truth.json").exists()
