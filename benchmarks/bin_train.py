@@ -30,6 +30,7 @@ def bin_train(config: str, *args: str) -> float:
         _, status, usage = os.wait4(proc.pid, 0)
     except BaseException:
         proc.kill()
+        proc.wait()
         raise
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:

@@ -127,7 +127,9 @@ def progress(recipe: str, seeds: list[int]) -> dict:
     done, hashes = [], set()
     for seed in seeds:
         rows: dict[str, dict] = {}
-        for path in sorted(stage_dir.glob(f"ground_truth.seed{seed}*.jsonl")):
+        files = [gt_lib.gt_path(stage_dir, seed), *sorted(
+            stage_dir.glob(f"ground_truth.seed{seed}.shard-*-of-*.jsonl"))]
+        for path in (f for f in files if f.exists()):
             head, found = gt_lib.read_ground_truth(path)
             if head is not None:
                 hashes.add(head["recipe_hash"])

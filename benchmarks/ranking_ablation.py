@@ -71,8 +71,10 @@ import rdnas_vs_sandwich as rdnas  # noqa: E402
 from bin_train import bin_train  # noqa: E402
 from bin_train import timed_stage  # noqa: E402
 
+from tfnas import codes as codes_lib  # noqa: E402
 from tfnas import plotting  # noqa: E402
 from tfnas import ranking  # noqa: E402
+from tfnas.schemes import fewshot as fewshot_lib  # noqa: E402
 from tfnas.stages import rank as rank_stage  # noqa: E402
 from tfnas.stages import registry  # noqa: E402
 
@@ -113,8 +115,7 @@ SCHEMES: dict[str, tuple[Stage, ...]] = {
     ),
     "fs_split": (
         Stage("oneshot", "fmnist_fewshot.py", 0.5),
-        Stage("fewshot", "fmnist_fewshot.py", 0.5,
-              (f"--config.fewshot.max_copies={FS_GROUPS}", "--config.fewshot.select=0"),
+        Stage("fewshot", "fmnist_fewshot.py", 0.5, ("--config.fewshot.select=0",),
               stage="fewshot"),
     ),
     "aps_cpt_sse": (
@@ -154,7 +155,8 @@ def stage_steps(stage: Stage, budget: int, tiny: bool) -> list[str]:
         per_g, rem = divmod(steps, FS_GROUPS - 1)
         if rem:
             raise ValueError(f"fewshot: {steps} steps do not divide into {FS_GROUPS - 1} G")
-        return ["--config.fewshot.epochs=(1,)", f"--config.train.steps_per_epoch={per_g}"]
+        return [f"--config.fewshot.max_copies={FS_GROUPS}", "--config.fewshot.epochs=(1,)",
+                f"--config.train.steps_per_epoch={per_g}"]
     return ladder.budget_overrides(stage.config, steps)
 
 
@@ -191,9 +193,14 @@ def run_scheme(scheme: str, seed: int, out: Path, archs: Path, budget: int, tiny
         previous = run_dir / stage.name
     last = SCHEMES[scheme][-1]
     config = last.config.split(":")[0] + ":tiny" if tiny else last.config
-    if arm_report.arm_scores(previous) is None:
+    scored = arm_report.arm_scores(previous) or {}
+    if any(code not in scored for code in _codes(archs)):
         bin_train(config, "--stage=evaluate", f"--codes={archs}", f"--workdir={previous}",
                   f"--config.seed={seed}")
+
+
+def _codes(archs: Path) -> list[str]:
+    return [r.code for r in codes_lib.read_codes(archs)]
 
 
 def run_proxies(out: Path, archs: Path, tiny: bool) -> None:
@@ -206,29 +213,54 @@ def run_proxies(out: Path, archs: Path, tiny: bool) -> None:
 # ---------------------------------------------------------------------------------- report
 
 
-def _stage_record(stage_dir: Path, stage: Stage) -> dict:
-    """One trained stage: its steps, images, wall time, s/step, images/s, peak RSS."""
+def _trainings(stage_dir: Path, stage: Stage) -> tuple[dict, list[tuple[Path, int]]]:
+    """A trained stage's resolved config and its training runs with their epochs: the
+    ``oneshot`` run, or the fewshot stage's G = 2..G_max (`tfnas.stages.fewshot`)."""
     config = json.loads((stage_dir / stage.stage / "config.json").read_text())
+    if stage.stage != "fewshot":
+        return config, [(stage_dir / "oneshot", int(config["train"]["epochs"]))]
+    g_max = int(config["fewshot"]["max_copies"])
+    epochs = fewshot_lib.per_step(config["fewshot"]["epochs"], g_max)
+    return config, [(stage_dir / "fewshot" / f"G{g}", int(epochs[g - 2]))
+                    for g in range(2, g_max + 1)]
+
+
+def _history(run: Path) -> dict[int, dict]:
+    """The ranking monitor's rows of one training run by epoch (a resumed run's repeats:
+    the last one)."""
+    path = run / "monitor" / "history.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return {int(r["epoch"]): r for r in rows}
+
+
+def _stage_record(stage_dir: Path, stage: Stage) -> dict:
+    """One trained stage: steps, images, wall seconds, the ranking monitor's share of them
+    (its evaluations are not training, and their number differs between schemes), and the
+    process's peak RSS; ``clean`` is False for a resumed stage (its time is not comparable)."""
+    config, runs = _trainings(stage_dir, stage)
     train = config["train"]
-    if stage.stage == "fewshot":
-        groups = int(config["fewshot"]["max_copies"]) - 1
-        epochs = sum(int(e) for e in _per_g(config["fewshot"]["epochs"], groups))
-    else:
-        epochs = int(train["epochs"])
-    steps = epochs * int(train["steps_per_epoch"])
-    batch = int(train["batch_size"])
+    steps = sum(epochs for _, epochs in runs) * int(train["steps_per_epoch"])
     timing = json.loads((stage_dir / "timing.json").read_text())
-    seconds = timing[f"{stage.stage}_seconds"]
-    clean = not timing["resumed"]
-    return {"steps": steps, "images": steps * batch, "seconds": seconds,
-            "seconds_per_step": seconds / steps if clean else None,
-            "images_per_second": steps * batch / seconds if clean else None,
-            "peak_rss_mib": timing.get("peak_rss_mib") if clean else None}
+    monitor = sum(float(r.get("seconds", 0.0)) for run, _ in runs
+                  for r in _history(run).values())
+    return {"steps": steps, "images": steps * int(train["batch_size"]),
+            "seconds": timing[f"{stage.stage}_seconds"], "monitor_seconds": monitor,
+            "clean": not timing["resumed"], "peak_rss_mib": timing.get("peak_rss_mib")}
 
 
-def _per_g(epochs, groups: int) -> list:
-    epochs = list(epochs)
-    return epochs * groups if len(epochs) == 1 else epochs[:groups]
+def _speed(runs) -> dict:
+    """s/step and images/s of a scheme's runs that ran in one go (monitor time excluded),
+    the mean over runs of total training seconds / total steps; peak RSS, the largest."""
+    clean = [r["stages"].values() for r in runs if all(s["clean"] for s in r["stages"].values())]
+    if not clean:
+        return {"seconds_per_step": None, "images_per_second": None, "peak_rss_mib": None}
+    seconds = [sum(s["seconds"] - s["monitor_seconds"] for s in st) for st in clean]
+    steps = [sum(s["steps"] for s in st) for st in clean]
+    images = [sum(s["images"] for s in st) for st in clean]
+    peaks = [s["peak_rss_mib"] for st in clean for s in st if s["peak_rss_mib"]]
+    return {"seconds_per_step": float(np.mean([t / n for t, n in zip(seconds, steps)])),
+            "images_per_second": float(np.mean([i / t for i, t in zip(images, seconds)])),
+            "peak_rss_mib": max(peaks, default=None)}
 
 
 def runs_done(out: Path, schemes, equal_budget: bool = True) -> dict[str, dict[int, dict]]:
@@ -263,21 +295,13 @@ def monitor_curve(out: Path, scheme: str, seed: int) -> tuple[list[int], list[fl
     """The ranking monitor's tau against the cumulative training step of one run."""
     steps, taus, offset = [], [], 0
     for stage in SCHEMES[scheme]:
-        stage_dir = out / scheme / f"seed{seed}" / stage.name
-        config = json.loads((stage_dir / stage.stage / "config.json").read_text())
+        config, runs = _trainings(out / scheme / f"seed{seed}" / stage.name, stage)
         per_epoch = int(config["train"]["steps_per_epoch"])
-        runs = sorted((stage_dir / "fewshot").glob("G*"), key=lambda p: int(p.name[1:])) \
-            if stage.stage == "fewshot" else [stage_dir / "oneshot"]
-        for run in runs:
-            history = run / "monitor" / "history.jsonl"
-            epochs = 0
-            for line in history.read_text().splitlines() if history.exists() else []:
-                row = json.loads(line)
-                tau = row.get("kendall_tau")
-                epochs = max(epochs, int(row["epoch"]))
-                if tau is not None:
-                    steps.append(offset + int(row["epoch"]) * per_epoch)
-                    taus.append(float(tau))
+        for run, epochs in runs:
+            for epoch, row in sorted(_history(run).items()):
+                if row.get("kendall_tau") is not None:
+                    steps.append(offset + epoch * per_epoch)
+                    taus.append(float(row["kendall_tau"]))
             offset += epochs * per_epoch
     return steps, taus
 
@@ -301,26 +325,24 @@ def report(out: Path, schemes, gt_path: Path, n_boot: int, equal_budget: bool = 
     table = {}
     for scheme, rs in done.items():
         preds = [[r["scores"][c] for c in codes] for r in rs.values()]
-        base_preds = [[r["scores"][c] for c in codes] for r in done[BASELINE].values()]
         mean = ranking.mean_kendall_tau(preds, truth, n_boot=n_boot)
-        stages = [s for r in rs.values() for s in r["stages"].values()]
-
-        def _mean(key, stages=stages):
-            values = [s[key] for s in stages if s[key] is not None]
-            return float(np.mean(values)) if values else None
-
+        # Against the sandwich, seed with seed: the seeds both have.
+        paired_seeds = sorted(set(rs) & set(done[BASELINE]))
+        vs = None
+        if scheme != BASELINE and paired_seeds:
+            vs = ranking.paired_mean_tau_difference(
+                [[rs[s]["scores"][c] for c in codes] for s in paired_seeds],
+                [[done[BASELINE][s]["scores"][c] for c in codes] for s in paired_seeds],
+                truth, n_boot=n_boot)
+            vs["seeds"] = paired_seeds
         ceiling = per_run["ceiling_tau"]["value"]
         table[scheme] = {
             "seeds": sorted(rs),
             "tau": mean,
             "tau_normalized": None if not ceiling else mean["value"] / ceiling,
             "seed_spread": float(np.ptp(mean["runs"])) if len(rs) > 1 else None,
-            "vs_sandwich": None if scheme == BASELINE else ranking.paired_mean_tau_difference(
-                preds, base_preds, truth, n_boot=n_boot),
-            "seconds_per_step": _mean("seconds_per_step"),
-            "images_per_second": _mean("images_per_second"),
-            "peak_rss_mib": max((s["peak_rss_mib"] for s in stages if s["peak_rss_mib"]),
-                                default=None),
+            "vs_sandwich": vs,
+            **_speed(rs.values()),
             "wall_seconds": float(np.mean([r["wall_seconds"] for r in rs.values()])),
             # The evaluation set's binomial noise against the spread of the supernet's scores
             # (`tfnas.ranking.score_noise`, recorded by the evaluate stage), seed means.
@@ -383,6 +405,7 @@ def markdown(result: dict) -> list[str]:
             continue
         low, high = d["ci"]
         verdict = ("resolved: better" if low > 0 else "resolved: worse" if high < 0
+                   else "the same ranking" if low == high == d["delta"] == 0
                    else "not resolved: the interval holds 0, the difference is inside the noise")
         lines.append(f"- {scheme} - sandwich: {d['delta']:+.3f}{_ci(d)}, {verdict}.")
     return lines
@@ -407,12 +430,11 @@ def plots(out: Path, done: dict, table: dict, per_run: dict, gt: dict, codes) ->
         title=f"Schemes at equal budget (n = {len(codes)})")
     best = max(names, key=lambda s: table[s]["tau"]["value"])
     worst = min(names, key=lambda s: table[s]["tau"]["value"])
-    xs, ys, labels = [], [], []
+    xs, ys = [], []
     for scheme in dict.fromkeys((best, worst)):
         scores = done[scheme][min(done[scheme])]["scores"]
         xs += [gt[c] for c in codes]
         ys += [scores[c] for c in codes]
-        labels += [None] * len(codes)
     mask = [False] * len(codes) + [True] * (len(xs) - len(codes))
     figures["scatter_best_worst"] = plotting.scatter(
         xs, ys, xlabel="stand-alone accuracy", ylabel="supernet accuracy (first seed)",

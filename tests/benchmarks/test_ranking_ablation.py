@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import arm_report  # noqa: E402
 import ranking_ablation as ablation  # noqa: E402
 
+from tfnas import search_space as ss  # noqa: E402
 from tfnas.stages import registry  # noqa: E402
 
 GT = arm_report.ground_truth(arm_report.GT)  # v1, seed 0: 40 archs
@@ -41,7 +42,8 @@ def _fake_run(out: Path, scheme: str, seed: int, scores: dict, steps_per_epoch: 
         monitor = stage_dir / stage.stage / "monitor"
         monitor.mkdir()
         (monitor / "history.jsonl").write_text("".join(
-            json.dumps({"epoch": e + 1, "kendall_tau": t}) + "\n" for e, t in enumerate(taus)))
+            json.dumps({"epoch": e + 1, "kendall_tau": t, "seconds": 5.0}) + "\n"
+            for e, t in enumerate(taus)))
     results = stage_dir / "evaluate" / "results.json"
     results.parent.mkdir()
     noise = {"num_examples": 5000, "binomial_se": 0.006, "score_sd": 0.004, "ratio": 1.5}
@@ -79,9 +81,10 @@ def test_report_rebuilds_the_table_from_cached_runs(tmp_path):
     # v1's ceiling (seed 0 vs seed 1 on 15 archs) normalizes tau.
     ceiling = result["per_run"]["ceiling_tau"]["value"]
     assert spos["tau_normalized"] == pytest.approx(spos["tau"]["value"] / ceiling)
-    # One stage of 600 steps of 128 images in 60 s: 0.1 s/step, 1280 images/s.
-    assert spos["seconds_per_step"] == pytest.approx(0.1)
-    assert spos["images_per_second"] == pytest.approx(1280.0)
+    # One stage of 600 steps of 128 images in 60 s, 3 x 5 s of it the monitor's:
+    # 45 s of training, 0.075 s/step, 76,800 / 45 images/s.
+    assert spos["seconds_per_step"] == pytest.approx(0.075)
+    assert spos["images_per_second"] == pytest.approx(76800 / 45)
     assert spos["images"] == 600 * 128 and spos["peak_rss_mib"] == 1000.0
     assert spos["score_noise"]["binomial_se"] == pytest.approx(0.006)
     for png in result["plots"]:
@@ -91,10 +94,16 @@ def test_report_rebuilds_the_table_from_cached_runs(tmp_path):
     assert text.count("| spos |") == 1 and "- spos - sandwich: " in text
 
     # One scheme more: only its run is new, the others are read again.
-    _fake_run(tmp_path, "rd_flops", 0, _noisy(0.001, 5))
+    again_scores = _noisy(0.001, 5)
+    _fake_run(tmp_path, "rd_flops", 0, again_scores)
     again = ablation.report(tmp_path, list(ablation.SCHEMES), arm_report.GT, n_boot=0)
     assert set(again["schemes"]) == {"sandwich", "spos", "rd_flops"}
     assert again["schemes"]["spos"]["tau"]["value"] == pytest.approx(spos["tau"]["value"])
+    # rd_flops has seed 0 only: it is compared with the sandwich's seed 0, not its mean.
+    rd = again["schemes"]["rd_flops"]["vs_sandwich"]
+    rd_tau = stats.kendalltau([again_scores[c] for c in codes], truth).statistic
+    assert rd["seeds"] == [0]
+    assert rd["delta"] == pytest.approx(rd_tau - tau(("sandwich", 0)))
 
 
 def test_the_monitor_curve_counts_steps_across_a_chain(tmp_path):
@@ -102,6 +111,10 @@ def test_the_monitor_curve_counts_steps_across_a_chain(tmp_path):
     steps, taus = ablation.monitor_curve(tmp_path, "aps_cpt_sse", 0)
     # 3 stages of 3 epochs of 10 steps: the monitor ran after steps 10, 20, ..., 90.
     assert steps == list(range(10, 100, 10)) and taus == [0.1, 0.2, 0.3] * 3
+    # A stage without a monitor history still counts its steps.
+    (tmp_path / "aps_cpt_sse" / "seed0" / "cpt" / "oneshot" / "monitor" / "history.jsonl").unlink()
+    steps, _ = ablation.monitor_curve(tmp_path, "aps_cpt_sse", 0)
+    assert steps == [10, 20, 30, 70, 80, 90]
 
 
 def test_runs_of_different_budgets_are_refused(tmp_path):
@@ -137,6 +150,7 @@ def test_the_stages_flags_parse_and_validate(scheme, tmp_path):
         if stage.stage == "fewshot":
             assert per_epoch * (ablation.FS_GROUPS - 1) == 300
             assert config["fewshot"]["select"] == 0
+            assert config["fewshot"]["max_copies"] == ablation.FS_GROUPS
         else:
             assert per_epoch * config["train"]["epochs"] == round(stage.share * 600)
 
@@ -150,3 +164,21 @@ def test_every_tiny_scheme_runs_and_ranks(tmp_path, monkeypatch):
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["schemes"]) == set(ablation.SCHEMES) and report["n"] == 40
     assert (tmp_path / "tau_by_scheme.png").stat().st_size > 0
+
+
+def test_a_run_is_scored_again_when_its_scores_miss_a_ranked_arch(tmp_path, monkeypatch):
+    """A run scored on v1's 40 archs is scored again for a ground truth with more archs;
+    one that has every arch is not."""
+    calls = []
+    monkeypatch.setattr(ablation, "timed_stage", lambda *a, **k: None)
+    monkeypatch.setattr(ablation, "bin_train", lambda config, *args: calls.append(args))
+    _fake_run(tmp_path, "sandwich", 0, _noisy(0.01, 1))
+    v1 = ROOT / "benchmarks" / "fmnist_ranking" / "archs.txt"
+    ablation.run_scheme("sandwich", 0, tmp_path, v1, 600, tiny=False)
+    assert calls == []
+    more = tmp_path / "more.txt"
+    extra = ss.get_space("fmnist").sample(np.random.default_rng(123)).code
+    assert extra not in GT
+    more.write_text(v1.read_text() + extra + "\n")
+    ablation.run_scheme("sandwich", 0, tmp_path, more, 600, tiny=False)
+    assert len(calls) == 1 and "--stage=evaluate" in calls[0] and f"--codes={more}" in calls[0]
