@@ -54,6 +54,16 @@ def test_spearman_brown_and_ceiling_end_points():
     assert gt.ceiling_from_reliability(-0.2) == 0.0
 
 
+def test_expected_agreement_by_hand():
+    """r = sqrt(0.64 * 0.36) = 0.48, tau = (2 / pi) asin(0.48); rel_a = rel_b gives the
+    replicate tau; no reliability, no agreement."""
+    assert gt.expected_agreement(0.64, 0.36) == pytest.approx(2 / math.pi * math.asin(0.48))
+    assert gt.expected_agreement(0.5, 0.5) == pytest.approx(2 / math.pi * math.asin(0.5))
+    assert gt.expected_agreement(1.0, 1.0) == pytest.approx(1.0)
+    assert gt.expected_agreement(0.0, 0.9) == 0.0
+    assert gt.expected_agreement(float("nan"), 0.9) == 0.0
+
+
 def test_seed_mean_and_tau():
     mean = gt.seed_mean([SEED0, SEED1])
     assert mean == pytest.approx({"a": 0.705, "b": 0.715, "c": 0.745, "d": 0.755})

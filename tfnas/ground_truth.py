@@ -37,6 +37,7 @@ from tfnas import records
 __all__ = [
     "FORMAT_VERSION",
     "ceiling_from_reliability",
+    "expected_agreement",
     "gt_path",
     "merge_shards",
     "read_ground_truth",
@@ -173,6 +174,22 @@ def ceiling_from_reliability(reliability: float) -> float:
     return 2.0 / math.pi * math.asin(math.sqrt(min(reliability, 1.0)))
 
 
+def expected_agreement(reliability_a: float, reliability_b: float) -> float:
+    """Expected Kendall tau between two ground truths of one true ranking, of these
+    reliabilities: what noise alone leaves of a ranking that did not change.
+
+    Two noisy measurements of the same true accuracies correlate at sqrt(rel_a * rel_b)
+    (Pearson); under bivariate normality tau = (2 / pi) arcsin(r). Use it to judge whether a
+    ranking moved between two recipes (e.g. 12 and 24 epochs): an observed tau near this
+    value is all the agreement the two noisy ground truths could show.
+    """
+    if not (math.isfinite(reliability_a) and math.isfinite(reliability_b)):
+        return 0.0
+    if reliability_a <= 0 or reliability_b <= 0:
+        return 0.0
+    return 2.0 / math.pi * math.asin(math.sqrt(min(reliability_a * reliability_b, 1.0)))
+
+
 def reliability(accs: Sequence[Mapping[str, float]]) -> dict[str, Any]:
     """How far a ground truth measured with several seeds agrees with itself.
 
@@ -210,7 +227,5 @@ def reliability(accs: Sequence[Mapping[str, float]]) -> dict[str, Any]:
         "split_half_r": split_half,
         "reliability": rel,
         "expected_ceiling": ceiling_from_reliability(rel),
-        "expected_replicate_tau": (
-            2.0 / math.pi * math.asin(rel) if math.isfinite(rel) and rel > 0 else 0.0
-        ),
+        "expected_replicate_tau": expected_agreement(rel, rel),
     }
