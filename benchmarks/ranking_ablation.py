@@ -204,8 +204,11 @@ def _codes(archs: Path) -> list[str]:
 
 
 def run_proxies(out: Path, archs: Path, tiny: bool) -> None:
-    """Every zero-cost proxy on the ranked archs (``out/proxies``), once."""
-    if not registry.read_manifest(str(out), "proxies").get("scores"):
+    """Every zero-cost proxy on the ranked archs (``out/proxies``); the stage resumes, so a
+    ground truth with more archs only scores the new ones."""
+    path = registry.read_manifest(str(out), "proxies").get("scores")
+    scored = {r["code"] for r in json.loads(Path(path).read_text())["results"]} if path else set()
+    if any(code not in scored for code in _codes(archs)):
         bin_train("fmnist_ranking.py:tiny" if tiny else "fmnist_ranking.py", "--stage=proxies",
                   f"--codes={archs}", f"--workdir={out}")
 

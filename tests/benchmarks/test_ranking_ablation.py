@@ -182,3 +182,22 @@ def test_a_run_is_scored_again_when_its_scores_miss_a_ranked_arch(tmp_path, monk
     more.write_text(v1.read_text() + extra + "\n")
     ablation.run_scheme("sandwich", 0, tmp_path, more, 600, tiny=False)
     assert len(calls) == 1 and "--stage=evaluate" in calls[0] and f"--codes={more}" in calls[0]
+
+
+def test_proxies_are_scored_again_when_they_miss_a_ranked_arch(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ablation, "bin_train", lambda config, *args: calls.append(args))
+    v1 = ROOT / "benchmarks" / "fmnist_ranking" / "archs.txt"
+    ablation.run_proxies(tmp_path, v1, tiny=False)  # nothing scored yet
+    assert len(calls) == 1 and "--stage=proxies" in calls[0]
+    scores = tmp_path / "proxies" / "scores.json"
+    scores.parent.mkdir()
+    scores.write_text(json.dumps({"results": [{"code": c, "scores": {}} for c in GT]}))
+    registry.write_manifest(str(tmp_path), "proxies", scores=str(scores))
+    ablation.run_proxies(tmp_path, v1, tiny=False)
+    assert len(calls) == 1  # every v1 arch has its scores
+    more = tmp_path / "more.txt"
+    more.write_text(v1.read_text()
+                    + ss.get_space("fmnist").sample(np.random.default_rng(123)).code + "\n")
+    ablation.run_proxies(tmp_path, more, tiny=False)
+    assert len(calls) == 2 and f"--codes={more}" in calls[1]
