@@ -196,16 +196,10 @@ def report_rungs(out: Path, n_boot: int) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rungs", default=",".join(RUNGS))
-    parser.add_argument("--report_only", action="store_true")
-    parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--tiny", action="store_true",
-                        help="the configs' :tiny variants (synthetic data, a few steps)")
-    parser.add_argument("--out", default=str(OUT))
+    arm_report.add_run_arguments(parser, OUT)
     args = parser.parse_args()
     rungs = arm_report.selected(args.rungs, RUNGS, "rungs")
-    out = Path(args.out)
-    if args.tiny and out.resolve() == OUT.resolve():
-        raise SystemExit("error: --tiny writes smoke-run products; pass --out=<a scratch dir>")
+    out = arm_report.output_dir(args, OUT)
     if not args.report_only:
         stages = [s for rung in rungs for s in chain(RUNGS[rung])]
         for stage in dict.fromkeys(stages):  # each once, in chain order

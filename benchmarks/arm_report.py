@@ -41,6 +41,24 @@ def selected(names: str, known, what: str = "arms") -> list[str]:
     return chosen
 
 
+def add_run_arguments(parser, out: Path) -> None:
+    """The flags of a benchmark whose arms train: ``--report_only``, ``--bootstrap``,
+    ``--tiny`` (the configs' tiny variants, a smoke run) and ``--out`` (default ``out``)."""
+    parser.add_argument("--report_only", action="store_true")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--tiny", action="store_true",
+                        help="the configs' :tiny variants (synthetic data, a few steps)")
+    parser.add_argument("--out", default=str(out))
+
+
+def output_dir(args, out: Path) -> Path:
+    """``--out``; a smoke run (``--tiny``) must not write into the committed ``out``."""
+    chosen = Path(args.out)
+    if args.tiny and chosen.resolve() == out.resolve():
+        raise SystemExit("error: --tiny writes smoke-run products; pass --out=<a scratch dir>")
+    return chosen
+
+
 def scored_arms(out: Path, names) -> dict[str, dict[str, float]]:
     """{arm: its scores} of the arms of ``names`` (in that order) scored under ``out``."""
     return {arm: s for arm in names if (s := arm_scores(out / arm)) is not None}

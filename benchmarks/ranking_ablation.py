@@ -89,7 +89,7 @@ BASELINE = "sandwich"
 # 600 more steps, its tau rose from +0.116 to +0.254 (README, "Few-shot by group split").
 BUDGET = 1200
 EPOCHS = 3  # every stage: 3 epochs (a checkpoint and a monitor point each)
-BATCH = 128
+BASE = "fmnist_ranking.py"  # the benchmark's config: proxies and RD's prior table
 FS_GROUPS = 7
 
 
@@ -161,15 +161,17 @@ def stage_steps(stage: Stage, budget: int, tiny: bool) -> list[str]:
 
 
 def make_pool(out: Path, archs: Path, tiny: bool) -> Path:
-    """RD's prior table: SynFlow at initialization (``pool/proxies/scores.json``) of a pool of
-    200 random codes, none of them a ranked arch (`rdnas_vs_sandwich.make_pool`)."""
+    """RD's prior table: SynFlow at initialization of 200 random codes, none of them a
+    ranked arch (`rdnas_vs_sandwich.synflow_table`), made once."""
     table = out / "pool" / "proxies" / "scores.json"
-    if not table.exists():
-        bin_train("fmnist_ranking.py:tiny" if tiny else "fmnist_ranking.py", "--stage=proxies",
-                  f"--codes={rdnas.make_pool(out, archs, 8 if tiny else rdnas.POOL_SIZE)}",
-                  f"--workdir={out / 'pool'}",
-                  "--config.proxies.names=('synflow',)")
-    return table
+    if table.exists():
+        return table
+    return rdnas.synflow_table(out, archs, 8 if tiny else rdnas.POOL_SIZE, _config(BASE, tiny))
+
+
+def _config(config: str, tiny: bool) -> str:
+    """``config``, or its ``:tiny`` variant for a smoke run."""
+    return config.split(":")[0] + ":tiny" if tiny else config
 
 
 def run_scheme(scheme: str, seed: int, out: Path, archs: Path, budget: int, tiny: bool) -> None:
@@ -177,7 +179,7 @@ def run_scheme(scheme: str, seed: int, out: Path, archs: Path, budget: int, tiny
     run_dir = out / scheme / f"seed{seed}"
     previous = None
     for stage in SCHEMES[scheme]:
-        config = stage.config.split(":")[0] + ":tiny" if tiny else stage.config
+        config = _config(stage.config, tiny)
         pool = make_pool(out, archs, tiny) if any("{pool}" in o for o in stage.overrides) else None
         epochs = ladder.load_config(config).train.epochs if tiny else EPOCHS
         overrides = [o.format(pool=pool, epochs=epochs) for o in stage.overrides]
@@ -191,11 +193,10 @@ def run_scheme(scheme: str, seed: int, out: Path, archs: Path, budget: int, tiny
             overrides.append(f"--config.{key}.init_from={source}")
         timed_stage(config, run_dir / stage.name, stage.stage, overrides)
         previous = run_dir / stage.name
-    last = SCHEMES[scheme][-1]
-    config = last.config.split(":")[0] + ":tiny" if tiny else last.config
     scored = arm_report.arm_scores(previous) or {}
     if any(code not in scored for code in _codes(archs)):
-        bin_train(config, "--stage=evaluate", f"--codes={archs}", f"--workdir={previous}",
+        bin_train(_config(SCHEMES[scheme][-1].config, tiny), "--stage=evaluate",
+                  f"--codes={archs}", f"--workdir={previous}",
                   f"--config.seed={seed}")
 
 
@@ -209,8 +210,8 @@ def run_proxies(out: Path, archs: Path, tiny: bool) -> None:
     path = registry.read_manifest(str(out), "proxies").get("scores")
     scored = {r["code"] for r in json.loads(Path(path).read_text())["results"]} if path else set()
     if any(code not in scored for code in _codes(archs)):
-        bin_train("fmnist_ranking.py:tiny" if tiny else "fmnist_ranking.py", "--stage=proxies",
-                  f"--codes={archs}", f"--workdir={out}")
+        bin_train(_config(BASE, tiny), "--stage=proxies", f"--codes={archs}",
+                  f"--workdir={out}")
 
 
 # ---------------------------------------------------------------------------------- report
@@ -464,18 +465,12 @@ def main():
     parser.add_argument("--steps", type=int, default=BUDGET, help="the budget, in batches of 128")
     parser.add_argument("--ground_truth", default=None,
                         help="default: ground truth v2 if committed, else v1 seed 0")
-    parser.add_argument("--report_only", action="store_true")
-    parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--tiny", action="store_true",
-                        help="the configs' :tiny variants (synthetic data, a few steps)")
-    parser.add_argument("--out", default=str(OUT))
+    arm_report.add_run_arguments(parser, OUT)
     args = parser.parse_args()
     schemes = arm_report.selected(args.schemes, SCHEMES, "schemes")
     if BASELINE not in schemes:
         schemes.insert(0, BASELINE)
-    out = Path(args.out)
-    if args.tiny and out.resolve() == OUT.resolve():
-        raise SystemExit("error: --tiny writes smoke-run products; pass --out=<a scratch dir>")
+    out = arm_report.output_dir(args, OUT)
     gt_path = Path(args.ground_truth) if args.ground_truth else default_ground_truth()
     archs = archs_of(gt_path)
     if not args.report_only:

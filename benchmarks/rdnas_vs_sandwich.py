@@ -99,11 +99,18 @@ def make_pool(out: Path = OUT, archs: Path = ARCHS, size: int = POOL_SIZE) -> Pa
     return path
 
 
+def synflow_table(out: Path = OUT, archs: Path = ARCHS, size: int = POOL_SIZE,
+                  config: str = "fmnist_ranking.py") -> Path:
+    """RD's prior table: SynFlow at initialization of `make_pool`'s codes
+    (``out/pool/proxies/scores.json``; the proxies stage skips codes already scored)."""
+    bin_train(config, "--stage=proxies", f"--codes={make_pool(out, archs, size)}",
+              f"--workdir={out / 'pool'}", "--config.proxies.names=('synflow',)")
+    return out / "pool" / "proxies" / "scores.json"
+
+
 def run_arm(arm: str, steps: int) -> None:
     if arm.startswith("synflow"):
-        pool = make_pool()
-        bin_train("fmnist_ranking.py", "--stage=proxies", f"--codes={pool}",
-                  f"--workdir={OUT / 'pool'}", "--config.proxies.names=('synflow',)")
+        synflow_table()
     overrides = [
         f"--config.supernet.init_from={SOURCE}",
         f"--config.train.epochs={EPOCHS}", f"--config.train.steps_per_epoch={steps}",

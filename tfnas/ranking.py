@@ -433,6 +433,20 @@ def paired_tau_difference(
 
 
 
+def _runs_bootstrap(runs, g, combine, *, n_boot, seed, level) -> dict:
+    """`bootstrap_ci` of ``combine(taus)``, ``taus`` the [runs, B] tau-b of every run against
+    ``g`` in each resample (the same archs for every run)."""
+
+    def statistic(index, x0, gg, *rest):
+        xs = [x0, *rest]
+        return combine(np.stack(
+            _kendall_taus(index, [*xs, gg], [(i, len(xs)) for i in range(len(xs))])))
+
+    # bootstrap_ci checks its first two arrays for constant resamples: run 0 and gt first.
+    return bootstrap_ci(statistic, [runs[0], g, *runs[1:]], n_boot=n_boot, seed=seed,
+                        level=level)
+
+
 def mean_kendall_tau(
     preds: Sequence,
     gt,
@@ -455,14 +469,8 @@ def mean_kendall_tau(
     arrays = _paired([(f"preds[{i}]", p) for i, p in enumerate(preds)] + [("gt", gt)])
     g, runs = arrays[-1], arrays[:-1]
     taus = [_scipy_kendall(x, g) for x in runs]
-
-    def statistic(index, x0, gg, *rest):
-        xs = [x0, *rest, gg]
-        pairs = [(i, len(xs) - 1) for i in range(len(xs) - 1)]
-        return np.mean(_kendall_taus(index, xs, pairs), axis=0)
-
-    boot = bootstrap_ci(statistic, [runs[0], g, *runs[1:]], n_boot=n_boot, seed=seed,
-                        level=level)
+    boot = _runs_bootstrap(runs, g, lambda t: np.mean(t, axis=0), n_boot=n_boot, seed=seed,
+                           level=level)
     return {"value": float(np.mean(taus)), "runs": [float(t) for t in taus], "n": len(g), **boot}
 
 
@@ -508,17 +516,11 @@ def paired_mean_tau_difference(
     tau_b = [_scipy_kendall(x, g) for x in runs_b]
     delta = float(np.mean(tau_a) - np.mean(tau_b))
 
-    def statistic(index, *xs):
-        taus = _kendall_taus(index, list(xs), [(i, len(xs) - 1) for i in range(len(xs) - 1)])
-        return np.mean(taus[:na], axis=0) - np.mean(taus[na:], axis=0)
-
-    # bootstrap_ci checks its first two arrays for constant resamples: put A_0 and gt first.
-    order = [runs_a[0], g, *runs_a[1:], *runs_b]
-
-    def reordered(index, x0, gg, *rest):
-        return statistic(index, x0, *rest, gg)
-
-    boot = bootstrap_ci(reordered, order, n_boot=n_boot, seed=seed, level=level)
+    boot = _runs_bootstrap(
+        [*runs_a, *runs_b], g,
+        lambda t: np.mean(t[:na], axis=0) - np.mean(t[na:], axis=0),
+        n_boot=n_boot, seed=seed, level=level,
+    )
     p_value = None
     n_perm = int(n_perm)
     if n_perm < 0:
